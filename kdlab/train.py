@@ -1,0 +1,293 @@
+"""One training loop for every student: scratch, label smoothing, KD and e²KD.
+
+Taught in notebook 01 (and reused by every later notebook).
+
+`fit` trains a model on a device-resident dataset with any objective from kdlab.losses.
+It picks the device (CUDA, MPS or CPU), uses bf16 autocast and channels_last on CUDA,
+can torch.compile the model, shows a tqdm progress bar, keeps the teacher in inference
+mode, writes an atomic checkpoint after every epoch and resumes from it. `load_or_train`
+wraps it in a cache keyed by the complete configuration: it reuses a checkpoint trained
+with exactly this configuration, says which it did, and never hands back random weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .data import DeviceLoader, ImageSet
+from .paths import CACHE_DIR
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; every field is part of the cache key."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"          # "sgd" (momentum, Nesterov) or "adam"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"        # "cosine" or "step" (multiply by gamma at milestones)
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    augment: bool = True            # padded random crop + horizontal flip, on the device
+    pad: int = 4
+    seed: int = 0
+    bf16: bool = True               # autocast to bfloat16 (CUDA only)
+    channels_last: bool = True      # (CUDA only)
+    compile: bool = False           # torch.compile the student
+
+    def __post_init__(self):
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.schedule not in ("cosine", "step"):
+            raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        self.milestones = tuple(self.milestones)
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def config_key(*parts) -> str:
+    """A short, stable hash of JSON-able configuration parts."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def architecture_signature(model: nn.Module) -> list:
+    """Parameter and buffer names with shapes: what a checkpoint must match to load."""
+    return [(k, list(v.shape)) for k, v in model.state_dict().items()]
+
+
+def weights_key(model: nn.Module) -> str:
+    """A hash of a model's weights (identifies a teacher that did not come from the cache)."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def save_atomic(obj, path: str | Path) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or belongs to another configuration."""
+
+
+def load_checkpoint(path: str | Path, model: nn.Module, expected_key: str | None = None,
+                    require_complete: bool = True) -> dict:
+    """Load weights into `model`; an error, never random weights, if anything does not match."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; refusing to continue with "
+                              "randomly initialised weights. Train the model first or fix the path.")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if expected_key is not None and state.get("key") != expected_key:
+        raise CheckpointError(f"checkpoint {path} was written for configuration {state.get('key')}, "
+                              f"not {expected_key}; delete it or choose another path")
+    if require_complete and not state.get("complete", False):
+        raise CheckpointError(f"checkpoint {path} is from an unfinished run "
+                              f"({state.get('epoch', 0)} epochs done); resume training first")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {path} does not fit this architecture: {err}") from err
+    return state
+
+
+def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """Learning-rate multiplier at a step: linear warm-up, then cosine decay or steps."""
+    epoch = step / steps_per_epoch
+    if epoch < cfg.warmup_epochs:
+        return (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
+    if cfg.schedule == "cosine":
+        span = max(cfg.epochs - cfg.warmup_epochs, 1e-8)
+        return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+    return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+
+
+@dataclass
+class TrainedModel:
+    """What `load_or_train` returns: the model, its cache key and how it was obtained."""
+
+    model: nn.Module
+    key: str
+    path: Path
+    history: list[dict] = field(default_factory=list)
+    loaded: bool = False
+
+
+def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: nn.Module | None = None,
+        checkpoint: str | Path | None = None, key: str | None = None, device="auto",
+        extras: dict[str, torch.Tensor] | None = None, progress: bool = True,
+        on_epoch_end: Callable[[int, dict], None] | None = None, desc: str = "train") -> list[dict]:
+    """Train `model` on `data` by minimising `objective(student, teacher, batch)`.
+
+    checkpoint: file written atomically after every epoch; if it already holds an unfinished
+        run with the same key, training resumes from it (same batches, same result).
+    key: identity of the run stored in the checkpoint (default: a hash of the configuration,
+        objective, architecture and data); a checkpoint with another key is an error.
+    extras: per-image tensors passed along with each batch (e.g. frozen teacher outputs).
+    on_epoch_end(epoch, record): called after each epoch's checkpoint is written.
+    Returns the history: one record per epoch (loss, accuracy on the training batches,
+    seconds, images per second).
+    """
+    device = pick_device(device)
+    on_cuda = device.type == "cuda"
+    if key is None:
+        key = config_key(asdict(cfg), objective.config(), architecture_signature(model),
+                         data.fingerprint())
+    model.to(device)
+    if on_cuda and cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if teacher is not None:
+        teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    optimizer = make_optimizer(model, cfg)
+    loader = DeviceLoader(data, cfg.batch_size, device, train=cfg.augment, pad=cfg.pad,
+                          seed=cfg.seed, extras=extras)
+    if not cfg.augment:  # still shuffle, only without crops and flips
+        loader.train, loader.pad = True, 0
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(data)} images are fewer than one batch of {cfg.batch_size}")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
+
+    history, start_epoch = [], 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, model, expected_key=key, require_complete=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, start_epoch = state["history"], state["epoch"]
+        if start_epoch and start_epoch < cfg.epochs:
+            print(f"Resuming {desc} from {checkpoint} after epoch {start_epoch}/{cfg.epochs}")
+    step_model = torch.compile(model) if cfg.compile else model
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
+               desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            loader.set_epoch(epoch)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
+            seen, t0 = 0, time.perf_counter()
+            for step, batch in enumerate(loader):
+                x = batch.x.contiguous(memory_format=torch.channels_last) \
+                    if on_cuda and cfg.channels_last else batch.x
+                batch.x = x
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda and cfg.bf16):
+                    loss, logits = objective(step_model, teacher, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.detach()
+                correct += (logits.detach().argmax(1) == batch.y).sum()
+                seen += len(batch.y)
+                bar.update(1)
+                if step % 50 == 0 or step == steps_per_epoch - 1:
+                    mean_loss = loss_sum.item() / (step + 1)
+                    if not math.isfinite(mean_loss):
+                        raise FloatingPointError(
+                            f"{desc}: the loss became {mean_loss} in epoch {epoch + 1}, step {step + 1}. "
+                            "Nothing was saved from this epoch (the last checkpoint is intact); "
+                            "try a lower learning rate or check the inputs.")
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", refresh=False)
+            seconds = time.perf_counter() - t0
+            record = {"epoch": epoch + 1, "loss": loss_sum.item() / steps_per_epoch,
+                      "train_acc": correct.item() / seen, "seconds": seconds,
+                      "images_per_s": seen / seconds}
+            history.append(record)
+            if checkpoint is not None:
+                save_atomic({"key": key, "epoch": epoch + 1, "complete": epoch + 1 == cfg.epochs,
+                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "history": history,
+                             "config": asdict(cfg), "objective": objective.config()}, checkpoint)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
+    finally:
+        bar.close()
+    model.eval()
+    return history
+
+
+def load_or_train(name: str, build_model: Callable[[], nn.Module], data: ImageSet, objective,
+                  cfg: TrainConfig, teacher: TrainedModel | nn.Module | None = None,
+                  cache_dir: str | Path | None = None, device="auto", progress: bool = True,
+                  extras: dict[str, torch.Tensor] | None = None, extras_key: str = "") -> TrainedModel:
+    """Reuse the model trained with exactly this configuration, or train and cache it.
+
+    The cache key covers the architecture, every TrainConfig field, the objective's settings,
+    the training data's fingerprint and the teacher's identity, so a change to any of them
+    trains anew. Prints which of the two happened. An interrupted training resumes.
+    """
+    torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
+    model = build_model()
+    if isinstance(teacher, TrainedModel):
+        teacher_id, teacher_model = teacher.key, teacher.model
+    elif teacher is not None:
+        teacher_id, teacher_model = weights_key(teacher), teacher
+    else:
+        teacher_id, teacher_model = None, None
+    key = config_key(architecture_signature(model), asdict(cfg), objective.config(),
+                     data.fingerprint(), teacher_id, extras_key)
+    path = Path(cache_dir or CACHE_DIR) / f"{name}-{key}.pt"
+    if path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("complete"):
+            load_checkpoint(path, model, expected_key=key)
+            model.to(pick_device(device)).eval()
+            print(f"Loaded {name} from the cache ({path.name}): trained earlier with this exact configuration.")
+            return TrainedModel(model, key, path, state["history"], loaded=True)
+    t0 = time.perf_counter()
+    history = fit(model, data, objective, cfg, teacher=teacher_model, checkpoint=path, key=key,
+                  device=device, progress=progress, extras=extras, desc=name)
+    print(f"Trained {name} in {time.perf_counter() - t0:.0f} s "
+          f"({cfg.epochs} epochs, final training accuracy {history[-1]['train_acc']:.3f}); "
+          f"saved to the cache as {path.name}.")
+    return TrainedModel(model, key, path, history, loaded=False)
+
