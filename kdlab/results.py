@@ -57,7 +57,7 @@ def write_json_atomic(obj, path: str | Path) -> Path:
     return path
 
 
-def save_results(notebook: str, metrics: dict, params: dict, device=None) -> Path:
+def save_results(notebook: str, metrics: dict, params: dict, device=None) -> None:
     """Write <run folder>/<notebook>.json: metrics, parameters, device, versions, wall time."""
     record = {
         "notebook": notebook,
@@ -70,4 +70,3 @@ def save_results(notebook: str, metrics: dict, params: dict, device=None) -> Pat
     }
     path = write_json_atomic(record, run_dir() / f"{notebook}.json")
     print(f"Results written to {path.name} in the run folder.")
-    return path

@@ -1,0 +1,187 @@
+"""Run the course: execute every notebook in order with papermill for one parameter file.
+
+    python -m kdlab.run [--params cpu|fashion_mnist|<file.yaml>] [--only 01 02] [--force]
+                        [--out runs/<name>] [--inplace]
+
+`make run` calls this. Each parameter file (params/*.yaml) holds
+    description: what it runs          hardware: what it expects
+    all:       {parameter: value}      -- given to every notebook that declares the parameter
+    notebooks: {NN_name: {parameter: value}}
+Executed copies and one results JSON per notebook land in the run folder (default
+runs/<params name>/), with summary.json and summary.md. A notebook whose executed copy there is
+complete is skipped unless --force, so an interrupted course resumes where it stopped; the first
+failing notebook stops the run with its name and failing cell. --inplace executes the committed
+notebooks in notebooks/ on their defaults (how the committed outputs are produced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .paths import PROJECT_ROOT
+from .results import write_json_atomic
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+PARAMS_DIR = PROJECT_ROOT / "params"
+
+
+def notebooks(only: list[str] | None = None) -> list[Path]:
+    """The course's notebooks in order, optionally only those whose name starts with one of `only`."""
+    found = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        found = [nb for nb in found if any(nb.stem.startswith(o) for o in only)]
+        if not found:
+            raise SystemExit(f"no notebook matches {only}; notebooks: {[p.stem for p in notebooks()]}")
+    return found
+
+
+def load_params_file(name: str | None) -> tuple[str, dict]:
+    """(name, contents) of a parameter file given by name (params/<name>.yaml) or path."""
+    import yaml
+
+    if name in (None, "", "cpu", "defaults"):
+        path = PARAMS_DIR / "cpu.yaml"
+    else:
+        path = Path(name) if Path(name).suffix in (".yaml", ".yml") else PARAMS_DIR / f"{name}.yaml"
+    if not path.exists():
+        available = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+        raise SystemExit(f"parameter file {path} not found; available: {available}")
+    spec = yaml.safe_load(path.read_text()) or {}
+    unknown = set(spec) - {"description", "hardware", "all", "notebooks"}
+    if unknown:
+        raise SystemExit(f"{path}: unknown top-level keys {sorted(unknown)}; "
+                         "expected description, hardware, all, notebooks")
+    return path.stem, spec
+
+
+def notebook_parameters(nb: Path, spec: dict) -> dict:
+    """The parameters a parameter file gives one notebook: the shared `all` values it
+    declares, then its own section (whose names the notebook itself validates)."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(nb))
+    params = {k: v for k, v in (spec.get("all") or {}).items() if k in declared}
+    sections = spec.get("notebooks") or {}
+    known = {p.stem for p in notebooks()}
+    for section in sections:
+        if not any(stem.startswith(section) for stem in known):
+            raise SystemExit(f"the parameter file names notebook {section!r}, which does not exist; "
+                             f"notebooks: {sorted(known)}")
+    for section, values in sections.items():
+        if nb.stem.startswith(section):
+            params.update(values or {})
+    return params
+
+
+def is_complete(executed: Path) -> bool:
+    """True if papermill finished this executed notebook without an error."""
+    if not executed.exists():
+        return False
+    try:
+        nb = json.loads(executed.read_text())
+    except json.JSONDecodeError:
+        return False
+    meta = nb.get("metadata", {}).get("papermill", {})
+    if meta.get("exception") or not meta.get("end_time"):
+        return False
+    return all(c.get("metadata", {}).get("papermill", {}).get("status", "completed") == "completed"
+               for c in nb.get("cells", []) if c.get("cell_type") == "code")
+
+
+def failing_cell(executed: Path) -> str:
+    """A one-line description of the cell that raised in an executed notebook."""
+    nb = json.loads(executed.read_text())
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                source = "".join(cell.get("source", "")).strip().splitlines()
+                first = source[0] if source else ""
+                return f"cell {i} ({first[:60]!r}): {out.get('ename')}: {out.get('evalue')}"
+    return "unknown cell"
+
+
+def execute(nb: Path, output: Path, params: dict, env: dict) -> None:
+    import papermill
+
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        papermill.execute_notebook(str(nb), str(output), parameters=params, cwd=str(NOTEBOOK_DIR),
+                                   kernel_name="python3", progress_bar=False, request_save_on_cell_execute=True)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_course(params_name: str | None = None, only=None, force=False, out: str | None = None,
+               inplace: bool = False) -> int:
+    name, spec = load_params_file(params_name)
+    if inplace and name != "cpu":
+        raise SystemExit("--inplace executes the committed notebooks on their defaults only")
+    run_folder = Path(out) if out else PROJECT_ROOT / "runs" / ("committed" if inplace else name)
+    run_folder.mkdir(parents=True, exist_ok=True)
+    print(f"Course run '{name}': {spec.get('description', '')}")
+    print(f"Hardware expected: {spec.get('hardware', 'any')}")
+    print(f"Run folder: {run_folder}")
+    summary, status = [], 0
+    for nb in notebooks(only):
+        output = nb if inplace else run_folder / nb.name
+        params = {} if inplace else notebook_parameters(nb, spec)
+        if not inplace and not force and is_complete(output) and (run_folder / f"{nb.stem}.json").exists():
+            print(f"  {nb.stem}: already complete in the run folder, skipped (use --force to rerun)")
+            summary.append({"notebook": nb.stem, "status": "skipped", "seconds": 0.0, "params": params})
+            continue
+        print(f"  {nb.stem}: running{' with ' + json.dumps(params) if params else ' on its defaults'} ...",
+              flush=True)
+        t0 = time.perf_counter()
+        try:
+            execute(nb, output, params, {"KDLAB_RUN_DIR": str(run_folder.resolve()), "KDLAB_PARAMS": name})
+        except Exception as err:  # papermill's PapermillExecutionError and kernel failures
+            seconds = time.perf_counter() - t0
+            where = failing_cell(output) if output.exists() else str(err)
+            print(f"  {nb.stem}: FAILED after {seconds:.0f} s at {where}", file=sys.stderr)
+            print(f"  The executed copy with the error is {output}", file=sys.stderr)
+            summary.append({"notebook": nb.stem, "status": "failed", "seconds": seconds,
+                            "params": params, "error": where})
+            status = 1
+            break
+        seconds = time.perf_counter() - t0
+        print(f"  {nb.stem}: done in {seconds:.0f} s")
+        summary.append({"notebook": nb.stem, "status": "ran", "seconds": round(seconds, 1), "params": params})
+    write_summary(run_folder, name, summary)
+    return status
+
+
+def write_summary(run_folder: Path, name: str, summary: list[dict]) -> None:
+    write_json_atomic({"params_file": name, "notebooks": summary}, run_folder / "summary.json")
+    lines = ["| notebook | status | seconds | parameters |", "|---|---|---|---|"]
+    lines += [f"| {s['notebook']} | {s['status']} | {s['seconds']:.0f} | "
+              f"{json.dumps(s['params']) if s['params'] else 'defaults'} |" for s in summary]
+    (run_folder / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    total = sum(s["seconds"] for s in summary)
+    print(f"Total {total:.0f} s. Executed notebooks and results are in {run_folder}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="cpu", help="parameter file: a name in params/ or a path")
+    parser.add_argument("--only", nargs="*", help="run only notebooks whose names start with these")
+    parser.add_argument("--force", action="store_true", help="rerun notebooks already complete")
+    parser.add_argument("--out", help="run folder (default runs/<params name>)")
+    parser.add_argument("--inplace", action="store_true",
+                        help="execute the committed notebooks in notebooks/ on their defaults")
+    args = parser.parse_args(argv)
+    return run_course(args.params, args.only, args.force, args.out, args.inplace)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+import pytest
+
+from kdlab.params import ParameterError, check_params, declared_parameters, validate
+
+PARAMS_CELL = 'epochs = 6   # comment\nlr = 0.1\ndataset = "synthetic"\nseeds = [0, 1]\nfast = True\n'
+
+
+def history(*injected_lines):
+    cells = ["", "import kdlab", PARAMS_CELL]
+    if injected_lines:
+        cells.append("# Parameters\n" + "\n".join(injected_lines) + "\n")
+    return cells + ["P = kdlab.check_params(globals())"]
+
+
+def namespace(hist, **values):
+    ns = {"In": hist, "epochs": 6, "lr": 0.1, "dataset": "synthetic", "seeds": [0, 1], "fast": True}
+    ns.update(values)
+    return ns
+
+
+def test_defaults_and_injected_are_read_from_history():
+    defaults, injected = declared_parameters(history('epochs = 3')[:-1])
+    assert defaults == {"epochs": 6, "lr": 0.1, "dataset": "synthetic", "seeds": [0, 1], "fast": True}
+    assert injected == {"epochs": 3}
+
+
+def test_valid_override_passes():
+    p = check_params(namespace(history("epochs = 3", "lr = 1"), epochs=3, lr=1), rules={"epochs": (1, None)})
+    assert p["epochs"] == 3 and p["lr"] == 1 and set(p) == {"epochs", "lr", "dataset", "seeds", "fast"}
+
+
+def test_unknown_parameter_names_valid_ones_and_closest():
+    with pytest.raises(ParameterError) as err:
+        check_params(namespace(history("epoch = 3"), epoch=3))
+    msg = str(err.value)
+    assert "unknown parameter 'epoch'" in msg and "did you mean 'epochs'" in msg
+    assert "epochs=6" in msg and "dataset='synthetic'" in msg
+
+
+@pytest.mark.parametrize("line,value,fragment", [
+    ('epochs = "ten"', "ten", "'epochs' must be of type int"),
+    ("fast = 1", 1, "'fast' must be of type bool"),
+    ("lr = 'high'", "high", "'lr' must be of type float"),
+])
+def test_wrong_type_is_named(line, value, fragment):
+    name = line.split(" =")[0]
+    with pytest.raises(ParameterError, match=fragment):
+        check_params(namespace(history(line), **{name: value}))
+
+
+def test_range_and_choice_rules():
+    rules = {"epochs": (1, 100), "dataset": ["synthetic", "cifar10"]}
+    with pytest.raises(ParameterError, match=r"'epochs' = 0 is out of range \[1, 100\]"):
+        check_params(namespace(history("epochs = 0"), epochs=0), rules=rules)
+    with pytest.raises(ParameterError, match="'dataset' must be one of"):
+        check_params(namespace(history("dataset = 'imagenet'"), dataset="imagenet"), rules=rules)
+    with pytest.raises(ParameterError, match="not a parameter"):
+        check_params(namespace(history()), rules={"epochz": (1, 2)})
+
+
+def test_explicit_defaults_outside_a_notebook():
+    assert validate({"a": 2}, {"a": 1}, {})["a"] == 2
+    with pytest.raises(ParameterError, match="no parameters cell"):
+        check_params({"In": ["", "x = f()", "check"]})

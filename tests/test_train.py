@@ -1,0 +1,109 @@
+import pytest
+import torch
+
+from kdlab.data import load_dataset
+from kdlab.losses import CrossEntropy, Distillation
+from kdlab.models import get_model
+from kdlab.train import CheckpointError, TrainConfig, fit, load_checkpoint, load_or_train
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_dataset("synthetic", "train", n=256, seed=5)
+
+
+def fresh(seed=0):
+    torch.manual_seed(seed)
+    return get_model("resnet8_w8", 12)
+
+
+CFG = TrainConfig(epochs=3, batch_size=64, lr=0.05, seed=1)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tiny, tmp_path):
+    straight = fresh()
+    fit(straight, tiny, CrossEntropy(0.1), CFG, checkpoint=tmp_path / "a.pt", progress=False)
+
+    def stop_after_first_epoch(epoch, record):
+        if epoch == 0:
+            raise Interrupt
+    resumed = fresh()
+    with pytest.raises(Interrupt):
+        fit(resumed, tiny, CrossEntropy(0.1), CFG, checkpoint=tmp_path / "b.pt", progress=False,
+            on_epoch_end=stop_after_first_epoch)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 1
+    resumed = fresh(seed=123)  # a new process would start from other random weights: they must be replaced
+    history = fit(resumed, tiny, CrossEntropy(0.1), CFG, checkpoint=tmp_path / "b.pt", progress=False)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_load_or_train_caches_by_configuration(tiny, tmp_path, capsys):
+    build = lambda: get_model("resnet8_w8", 12)
+    first = load_or_train("m", build, tiny, CrossEntropy(), CFG, cache_dir=tmp_path, progress=False)
+    assert "Trained m" in capsys.readouterr().out and not first.loaded
+    second = load_or_train("m", build, tiny, CrossEntropy(), CFG, cache_dir=tmp_path, progress=False)
+    assert "Loaded m from the cache" in capsys.readouterr().out and second.loaded
+    assert second.key == first.key
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # any change of configuration, objective or teacher is another model
+    other = load_or_train("m", build, tiny, CrossEntropy(0.1), CFG, cache_dir=tmp_path, progress=False)
+    assert other.key != first.key and not other.loaded
+    student = load_or_train("s", build, tiny, Distillation(2.0, 0.5), CFG, teacher=first,
+                            cache_dir=tmp_path, progress=False)
+    student2 = load_or_train("s", build, tiny, Distillation(2.0, 0.5), CFG, teacher=other,
+                             cache_dir=tmp_path, progress=False)
+    assert student.key != student2.key
+
+
+def test_missing_and_mismatched_checkpoints_are_errors(tiny, tmp_path):
+    model = fresh()
+    with pytest.raises(CheckpointError, match="does not exist; refusing to continue with randomly"):
+        load_checkpoint(tmp_path / "nope.pt", model)
+    fit(model, tiny, CrossEntropy(), TrainConfig(epochs=1, batch_size=64), checkpoint=tmp_path / "c.pt",
+        progress=False)
+    with pytest.raises(CheckpointError, match="does not fit this architecture"):
+        load_checkpoint(tmp_path / "c.pt", get_model("resnet8", 12))
+    with pytest.raises(CheckpointError, match="was written for configuration"):
+        load_checkpoint(tmp_path / "c.pt", fresh(), expected_key="someotherkey")
+    # resuming with a different configuration must not silently continue the old run
+    with pytest.raises(CheckpointError, match="was written for configuration"):
+        fit(fresh(), tiny, CrossEntropy(0.2), TrainConfig(epochs=2, batch_size=64),
+            checkpoint=tmp_path / "c.pt", progress=False)
+
+
+def test_nan_loss_stops_and_keeps_the_last_checkpoint(tiny, tmp_path):
+    calls = {"n": 0}
+
+    def poisoned(student, teacher, batch):
+        logits = student(batch.x)
+        calls["n"] += 1
+        loss = torch.nn.functional.cross_entropy(logits, batch.y)
+        return (loss * float("nan") if calls["n"] > 4 else loss), logits
+    poisoned.config = lambda: {"objective": "poisoned"}
+    model = fresh()
+    with pytest.raises(FloatingPointError, match="epoch 2"):
+        fit(model, tiny, poisoned, TrainConfig(epochs=3, batch_size=64), checkpoint=tmp_path / "n.pt",
+            progress=False)
+    state = torch.load(tmp_path / "n.pt", weights_only=False)
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values()
+                                       if v.is_floating_point())
+
+
+def test_training_learns(tiny):
+    model = fresh()
+    history = fit(model, tiny, CrossEntropy(), TrainConfig(epochs=4, batch_size=32, lr=0.05), progress=False)
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
