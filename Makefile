@@ -9,7 +9,7 @@ RUN ?=
 ONLY ?=
 FORCE ?=
 
-.PHONY: setup run test lab book bench clean
+.PHONY: setup run test lab book browser bench clean
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,22 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(PY) -m kdlab.run --params $(PARAMS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(RUN),--out $(RUN))
 
-test: setup
+test: setup browser
 	$(PY) -m pytest
+
+# The Jupyter Book (HTML in book/_build/html), offline, warnings as errors: from the committed
+# notebooks, or from a run folder's executed notebooks and results (make book RUN=runs/cpu).
+book: setup
+	$(PY) -m kdlab.book $(if $(RUN),--run $(RUN))
+
+# Headless Chromium for tests/test_browser.py: the Debian package, installed when missing and
+# root (CI); elsewhere the browser tests are skipped with the reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the browser tests will be skipped"; \
+	  else echo "note: chromium is not installed (apt-get install chromium); the browser tests will be skipped"; fi; }
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)

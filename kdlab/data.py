@@ -214,28 +214,27 @@ class DeviceLoader:
     resumed run sees exactly the batches an uninterrupted one would. `extras` are per-image
     tensors (e.g. frozen teacher logits and explanation maps) that travel with each batch;
     those with the images' height and width are cropped and flipped together with them.
-    With world_size > 1 each rank takes its own share of every epoch (DistributedDataParallel).
+    train=True shuffles, drops the last partial batch and augments: a padded random crop
+    (pad=0: none) and a horizontal flip (flip=False: none).
     """
 
     def __init__(self, data: ImageSet, batch_size: int, device="cpu", train: bool = False,
                  pad: int = 4, seed: int = 0, extras: dict[str, torch.Tensor] | None = None,
-                 rank: int = 0, world_size: int = 1):
+                 flip: bool = True):
         self.device = torch.device(device)
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
         self.extras = {k: v.to(self.device) for k, v in (extras or {}).items()}
-        self.batch_size, self.train, self.pad, self.seed = batch_size, train, pad, seed
-        self.rank, self.world_size = rank, world_size
+        self.batch_size, self.train, self.pad, self.seed, self.flip = batch_size, train, pad, seed, flip
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        per_rank = len(self.labels) // self.world_size
         if self.train:
-            return per_rank // self.batch_size
-        return -(-per_rank // self.batch_size)
+            return len(self.labels) // self.batch_size
+        return -(-len(self.labels) // self.batch_size)
 
     def __iter__(self):
         n = len(self.labels)
@@ -244,17 +243,15 @@ class DeviceLoader:
             order = torch.randperm(n, generator=g, device=self.device)
         else:
             order = torch.arange(n, device=self.device)
-        if self.world_size > 1:  # equal shares, so every rank runs the same number of steps
-            order = order[: n - n % self.world_size][self.rank::self.world_size]
         h, w = self.images.shape[-2:]
         spatial = [k for k, v in self.extras.items() if v.dim() == 4 and v.shape[-2:] == (h, w)]
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.images[idx].float().div_(255)
             extras = {k: v[idx] for k, v in self.extras.items()}
-            if self.train:
+            if self.train and (self.pad or self.flip):
                 stacked = torch.cat([x] + [extras[k].float() for k in spatial], dim=1)
-                stacked = random_crop_flip(stacked, self.pad, g)
+                stacked = random_crop_flip(stacked, self.pad, g, flip=self.flip)
                 x, start = stacked[:, : x.shape[1]], x.shape[1]
                 for k in spatial:
                     extras[k] = stacked[:, start:start + extras[k].shape[1]]

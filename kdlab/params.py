@@ -119,4 +119,31 @@ def check_params(namespace: dict, rules: dict | None = None, defaults: dict | No
             raise ParameterError("no parameters cell found: it must run just before this cell and "
                                  "hold only `name = literal` assignments")
     STARTED["time"] = time.time()
-    return validate(namespace, defaults, injected, rules)
+    params = validate(namespace, defaults, injected, rules)
+    changed = [name for name in params if params[name] != defaults[name]]
+    origin = "changed: " + ", ".join(changed) if changed else "the notebook's defaults"
+    show_in_notebook(f"Parameters ({origin}): " + ", ".join(f"{k}={v!r}" for k, v in params.items()),
+                     {"params": params}, print_outside=False)
+    return params
+
+
+def show_in_notebook(text: str, record: dict, print_outside: bool = True) -> None:
+    """Show `text` under the cell, with `record` as JSON in the output's metadata ("kdlab" key).
+
+    The record is invisible in JupyterLab and the book; tests/test_hygiene.py reads it to check
+    that a committed notebook's outputs come from its own default parameters, and kdlab.book
+    reads save_results' record for the results page. Outside IPython the text is printed
+    (if `print_outside`).
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        if print_outside:
+            print(text)
+        return
+    import json
+    record = json.loads(json.dumps(record, default=str))  # plain JSON: tuples become lists
+    display({"text/plain": text}, metadata={"kdlab": record}, raw=True)

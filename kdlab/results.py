@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .params import STARTED
+from .params import STARTED, show_in_notebook
 from .paths import run_dir
 
 
@@ -69,4 +69,7 @@ def save_results(notebook: str, metrics: dict, params: dict, device=None) -> Non
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     path = write_json_atomic(record, run_dir() / f"{notebook}.json")
-    print(f"Results written to {path.name} in the run folder.")
+    # The record also goes into the output's metadata: the committed notebook then carries its
+    # own results (kdlab.book's results page) and its parameters (tests/test_hygiene.py).
+    show_in_notebook(f"Results written to {path.name} in the run folder.",
+                     {"results": json.loads(path.read_text())})

@@ -114,11 +114,27 @@ def execute(nb: Path, output: Path, params: dict, env: dict) -> None:
         papermill.execute_notebook(str(nb), str(output), parameters=params, cwd=str(NOTEBOOK_DIR),
                                    kernel_name="python3", progress_bar=False, request_save_on_cell_execute=True)
     finally:
+        if output.exists():
+            strip_local_paths(nb, output)
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def strip_local_paths(nb: Path, output: Path) -> None:
+    """papermill records absolute input/output paths; keep only names relative to the project,
+    so committed notebooks and published run folders do not reveal the machine's layout."""
+    import nbformat
+
+    executed = nbformat.read(output, as_version=4)
+    meta = executed.metadata.get("papermill", {})
+    for field, path in (("input_path", nb), ("output_path", output)):
+        if field in meta:
+            path = path.resolve()
+            meta[field] = str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else path.name
+    nbformat.write(executed, output)
 
 
 def run_course(params_name: str | None = None, only=None, force=False, out: str | None = None,

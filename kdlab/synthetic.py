@@ -3,8 +3,9 @@
 Taught in notebook 00 (gallery) and used by every later notebook (DESIGN §3).
 
 A class is an object: a *shape family* (disk, square, triangle, diamond) carrying one
-*distinctive part* (a dot "eye", a horizontal bar, a vertical bar). Classes that share a
-shape form a family of similar classes -- the class-similarity structure that a teacher's
+*distinctive part* (a dot "eye", a horizontal bar, a vertical bar), painted as a light tint
+of the body's colour so that it is visible but subtle. Classes that share a shape form a
+family of similar classes -- the class-similarity structure that a teacher's
 soft labels carry and label smoothing erases. Colour, fill pattern ("material") and the
 background scene vary independently of the class, except that the scene can be made to
 predict the class at a chosen strength (a Waterbirds-like shortcut) and flipped at test time.
@@ -32,7 +33,7 @@ BODY_COLORS = {
     "magenta": (0.85, 0.2, 0.8),
     "cyan": (0.1, 0.8, 0.85),
 }
-PART_COLORS = {"white": (0.97, 0.97, 0.97), "black": (0.05, 0.05, 0.05)}
+PART_TINT = 0.55  # the part is the body colour mixed this much toward white: visible but subtle
 MATERIALS = ("solid", "striped", "checkered", "dotted")
 SCENES = ("sky", "grass", "water", "brick")
 PIXEL_CATEGORIES = ("object", "part", "color", "material")
@@ -43,7 +44,7 @@ CONCEPTS: list[tuple[str, str]] = (
     [("-", "")]
     + [(s, "object") for s in SHAPES]
     + [(p, "part") for p in PARTS]
-    + [(c, "color") for c in (*BODY_COLORS, *PART_COLORS)]
+    + [(c, "color") for c in BODY_COLORS]
     + [(m, "material") for m in MATERIALS]
     + [(s, "scene") for s in SCENES]
 )
@@ -91,7 +92,6 @@ def make_concept_dataset(
     labels = choice(len(CLASSES))
     shape_idx, part_idx = labels // len(PARTS), labels % len(PARTS)
     body_color = choice(len(BODY_COLORS))
-    part_color = choice(len(PART_COLORS))
     material = choice(len(MATERIALS))
     scene = _choose_scenes(labels, background_correlation, flip_background, g)
 
@@ -112,16 +112,16 @@ def make_concept_dataset(
     ])
     obj = shapes[shape_idx, torch.arange(n)]
     parts = torch.stack([
-        u**2 + (v + 0.3) ** 2 <= 0.28**2,   # eye: a dot in the upper half
-        (v - 0.3).abs() <= 0.16,            # hbar: a horizontal bar in the lower half
-        u.abs() <= 0.16,                    # vbar: a vertical bar through the middle
+        u**2 + (v + 0.3) ** 2 <= 0.26**2,   # eye: a dot in the upper half
+        (v - 0.3).abs() <= 0.13,            # hbar: a horizontal bar in the lower half
+        u.abs() <= 0.13,                    # vbar: a vertical bar through the middle
     ])
     part = parts[part_idx, torch.arange(n)] & obj
     body = obj & ~part
 
     image = _render_backgrounds(scene, size, g)
     body_rgb = torch.tensor(list(BODY_COLORS.values()))[body_color]          # n,3
-    part_rgb = torch.tensor(list(PART_COLORS.values()))[part_color]
+    part_rgb = (1 - PART_TINT) * body_rgb + PART_TINT
     shade = _material_shading(material, size, g)                              # n,H,W
     body_pixels = body_rgb.view(n, 3, 1, 1) * shade.unsqueeze(1)
     image = torch.where(body.unsqueeze(1), body_pixels, image)
@@ -133,11 +133,11 @@ def make_concept_dataset(
         return torch.tensor([CONCEPT_NUMBER[c] for c in names], dtype=torch.uint8)[idx]
 
     zeros = torch.zeros(n, size, size, dtype=torch.uint8)
-    bc, pc = numbers(BODY_COLORS, body_color), numbers(PART_COLORS, part_color)
+    bc = numbers(BODY_COLORS, body_color)
     masks = {
         "object": torch.where(obj, numbers(SHAPES, shape_idx).view(n, 1, 1), zeros),
         "part": torch.where(part, numbers(PARTS, part_idx).view(n, 1, 1), zeros),
-        "color": torch.where(body, bc.view(n, 1, 1), torch.where(part, pc.view(n, 1, 1), zeros)),
+        "color": torch.where(obj, bc.view(n, 1, 1), zeros),  # the part is a tint of the body colour
         "material": torch.where(body, numbers(MATERIALS, material).view(n, 1, 1), zeros),
     }
     return ImageSet(

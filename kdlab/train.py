@@ -24,7 +24,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .data import DeviceLoader, ImageSet
+from . import distributed
+from .data import Batch, DeviceLoader, ImageSet
 from .paths import CACHE_DIR
 
 
@@ -168,11 +169,26 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
         objective, architecture and data); a checkpoint with another key is an error.
     extras: per-image tensors passed along with each batch (e.g. frozen teacher outputs).
     on_epoch_end(epoch, record): called after each epoch's checkpoint is written.
+    data: an ImageSet (held on the device), or an object with `loader(...)` that streams
+        batches from disk (kdlab.imagenet.ImageFolderData).
     Returns the history: one record per epoch (loss, accuracy on the training batches,
     seconds, images per second).
+
+    Under torchrun (kdlab.distributed.init() called, more than one process) the model is
+    wrapped in DistributedDataParallel and cfg.batch_size stays the *global* batch: each of
+    the N processes trains on its 1/N of every batch, so N processes take the same steps as
+    one process would (models with BatchNorm normalise over each process's share). The
+    history is averaged over processes; only rank 0 writes the checkpoint and shows progress;
+    every process resumes from the checkpoint; on_epoch_end runs in every process.
     """
     device = pick_device(device)
     on_cuda = device.type == "cuda"
+    rank, world = distributed.rank(), distributed.world_size()
+    if world > 1 and on_cuda and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is the global batch; it must divide evenly "
+                         f"among the {world} processes")
     if key is None:
         key = config_key(asdict(cfg), objective.config(), architecture_signature(model),
                          data.fingerprint())
@@ -184,10 +200,17 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
         for p in teacher.parameters():
             p.requires_grad_(False)
     optimizer = make_optimizer(model, cfg)
-    loader = DeviceLoader(data, cfg.batch_size, device, train=cfg.augment, pad=cfg.pad,
-                          seed=cfg.seed, extras=extras)
-    if not cfg.augment:  # still shuffle, only without crops and flips
-        loader.train, loader.pad = True, 0
+    if isinstance(data, ImageSet):
+        # shuffled always; cropped and flipped only when cfg.augment
+        loader = DeviceLoader(data, cfg.batch_size, device, train=True, seed=cfg.seed, extras=extras,
+                              pad=cfg.pad if cfg.augment else 0, flip=cfg.augment)
+        if world > 1:
+            loader = RankShare(loader, rank, world)
+    elif hasattr(data, "loader"):  # streamed from disk; it shards with a DistributedSampler
+        loader = data.loader(cfg.batch_size // world, device, train=True, augment=cfg.augment,
+                             seed=cfg.seed, rank=rank, world_size=world, extras=extras)
+    else:
+        raise TypeError(f"data must be a kdlab ImageSet or have a loader() method, got {type(data).__name__}")
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise ValueError(f"{len(data)} images are fewer than one batch of {cfg.batch_size}")
@@ -200,17 +223,23 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, start_epoch = state["history"], state["epoch"]
-        if start_epoch and start_epoch < cfg.epochs:
+        if start_epoch and start_epoch < cfg.epochs and rank == 0:
             print(f"Resuming {desc} from {checkpoint} after epoch {start_epoch}/{cfg.epochs}")
-    step_model = torch.compile(model) if cfg.compile else model
+    train_model = model
+    if world > 1:
+        _same_start_everywhere(start_epoch, checkpoint, device)
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
+    step_model = torch.compile(train_model) if cfg.compile else train_model
 
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
-               desc=desc, disable=not progress, leave=False, mininterval=1.0)
+               desc=desc, disable=not progress or rank != 0, leave=False, mininterval=1.0)
     try:
         for epoch in range(start_epoch, cfg.epochs):
-            model.train()
+            train_model.train()
             loader.set_epoch(epoch)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
@@ -230,7 +259,8 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
                 seen += len(batch.y)
                 bar.update(1)
                 if step % 50 == 0 or step == steps_per_epoch - 1:
-                    mean_loss = loss_sum.item() / (step + 1)
+                    # every process sees the same mean, so all stop together on a NaN
+                    mean_loss = distributed.all_reduce_sum(loss_sum).item() / world / (step + 1)
                     if not math.isfinite(mean_loss):
                         raise FloatingPointError(
                             f"{desc}: the loss became {mean_loss} in epoch {epoch + 1}, step {step + 1}. "
@@ -238,21 +268,66 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
                             "try a lower learning rate or check the inputs.")
                     bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", refresh=False)
             seconds = time.perf_counter() - t0
+            if world > 1:  # the history describes the whole global batch, not this share
+                loss_sum = distributed.all_reduce_sum(loss_sum) / world
+                correct = distributed.all_reduce_sum(correct)
+                seen = int(distributed.all_reduce_sum(torch.tensor(seen, device=device)).item())
             record = {"epoch": epoch + 1, "loss": loss_sum.item() / steps_per_epoch,
                       "train_acc": correct.item() / seen, "seconds": seconds,
                       "images_per_s": seen / seconds}
             history.append(record)
-            if checkpoint is not None:
+            if checkpoint is not None and rank == 0:
                 save_atomic({"key": key, "epoch": epoch + 1, "complete": epoch + 1 == cfg.epochs,
                              "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "history": history,
-                             "config": asdict(cfg), "objective": objective.config()}, checkpoint)
+                             "config": asdict(cfg), "objective": objective.config(),
+                             "world_size": world}, checkpoint)  # provenance, not part of the key
+            distributed.barrier()  # no process starts the next epoch before the checkpoint exists
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
     finally:
         bar.close()
+    if world > 1:  # BatchNorm statistics differ per process: keep rank 0's, the checkpointed ones
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer, 0)
     model.eval()
     return history
+
+
+class RankShare:
+    """This process's share of every global batch of a DeviceLoader: images rank, rank+N, ...
+
+    Every process draws the same global batch with the same crops and flips and keeps its
+    1/N, so N processes together see exactly the batches a single process would, and a run
+    resumes identically with any number of processes.
+    """
+
+    def __init__(self, loader: DeviceLoader, rank: int, world_size: int):
+        if loader.batch_size % world_size:
+            raise ValueError(f"batch size {loader.batch_size} does not divide among {world_size} processes")
+        self.loader, self.rank, self.world_size = loader, rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        share = slice(self.rank, None, self.world_size)
+        for b in self.loader:
+            yield Batch(x=b.x[share], y=b.y[share], index=b.index[share],
+                        extras={k: v[share] for k, v in b.extras.items()})
+
+
+def _same_start_everywhere(start_epoch: int, checkpoint, device: torch.device) -> None:
+    """Every process must resume from the same epoch, or they would wait for each other forever."""
+    t = torch.tensor([start_epoch, -start_epoch], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    if t[0].item() != -t[1].item():
+        raise CheckpointError(
+            f"processes resume from different epochs ({-t[1].item()} to {t[0].item()}): the "
+            f"checkpoint {checkpoint} must be on a file system that every process can read")
 
 
 def load_or_train(name: str, build_model: Callable[[], nn.Module], data: ImageSet, objective,

@@ -1,0 +1,143 @@
+"""The Jupyter Book: builds offline from the committed notebooks with warnings as errors
+(kdlab.book, `make book`), serves its widget and MathJax bundles itself, and its results page
+names where every number came from. tests/test_browser.py opens the same build in Chromium.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from kdlab import book
+from kdlab.paths import PROJECT_ROOT
+
+ASSETS = PROJECT_ROOT / "book" / "_assets"
+EXTERNAL = re.compile(r"""(?:src|href)=["'](?:https?:)?//(?!(?:127\.0\.0\.1|localhost))[^"']+\.(?:js|css|woff2?)""")
+_BUILT: dict[str, Path] = {}
+
+
+def built_book(tmp_path_factory) -> Path:
+    """The book built once per test session from the committed notebooks (HTML folder)."""
+    if "html" not in _BUILT:
+        if not list((PROJECT_ROOT / "notebooks").glob(book.NOTEBOOK_GLOB)):
+            pytest.skip("no committed notebooks in notebooks/ yet")
+        _BUILT["html"] = book.build(tmp_path_factory.mktemp("book"), quiet=True)
+    return _BUILT["html"]
+
+
+@pytest.fixture(scope="session")
+def html(tmp_path_factory) -> Path:
+    return built_book(tmp_path_factory)
+
+
+def _notebook(cells: list[dict], widgets: dict | None = None) -> dict:
+    meta = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"}}
+    if widgets:
+        meta["widgets"] = widgets
+    return {"cells": cells, "metadata": meta, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _record(notebook: str, **metrics) -> dict:
+    return {"notebook": notebook, "metrics": metrics, "params": {"seed": 0, "epochs": 2},
+            "params_file": "cifar100_gpu", "finished": "2025-11-20T10:11:12+0000", "wall_time_s": 81.5,
+            "environment": {"device": "cuda:0", "device_name": "NVIDIA H100", "cpu_count": 16}}
+
+
+# ----------------------------------------------------------------------------- vendored assets
+
+@pytest.mark.parametrize("provenance, asset", [("widgets/PROVENANCE.md", "widgets/embed.js"),
+                                               ("mathjax/PROVENANCE.md", "mathjax/tex-chtml-full.js")])
+def test_vendored_bundles_match_their_provenance(provenance, asset):
+    recorded = re.search(r"sha256\s+`([0-9a-f]{64})`", (ASSETS / provenance).read_text())
+    assert recorded, f"{provenance} names no sha256"
+    actual = hashlib.sha256((ASSETS / asset).read_bytes()).hexdigest()
+    assert actual == recorded.group(1), f"{asset} changed without updating {provenance}"
+
+
+# ----------------------------------------------------------------------------- results page
+
+def test_results_page_names_source_of_every_number(tmp_path):
+    run = tmp_path / "runs" / "cifar100_gpu"
+    run.mkdir(parents=True)
+    (run / "02_kd_vs_label_smoothing.json").write_text(json.dumps(
+        _record("02_kd_vs_label_smoothing", accuracy={"scratch": 0.6931, "kd": 0.70125}, agreement=[0.8, 0.81])))
+    (run / "summary.json").write_text(json.dumps({"params_file": "cifar100_gpu", "notebooks": []}))
+    records = [(r, f"run folder `{run.name}`") for r in book.run_folder_records(run)]
+    assert [r["notebook"] for r, _ in records] == ["02_kd_vs_label_smoothing"]  # summary.json skipped
+    page = book.results_markdown(records, ["01_knowledge_distillation", "02_kd_vs_label_smoothing"],
+                                 "the run folder `cifar100_gpu`")
+    section = page.split("## [02_kd_vs_label_smoothing]")[1]
+    for expected in ("parameter file `cifar100_gpu`", "device cuda:0 (NVIDIA H100), 16 CPU cores",
+                     "finished 2025-11-20T10:11:12+0000", "| accuracy / scratch | 0.6931 |",
+                     "| accuracy / kd | 0.7013 |", "| agreement | [0.8, 0.81] |", "`seed=0`",
+                     "69.94 %", "70.80 %", "70.13 %"):  # ours, then the papers' (DESIGN §2.2)
+        assert expected in section, f"{expected!r} missing from the results section:\n{section}"
+    first = page.split("## [01_knowledge_distillation]")[1].split("## [02")[0]
+    assert "No results record" in first
+
+
+def test_results_from_committed_notebooks_come_from_their_outputs(tmp_path):
+    record = _record("05_e2kd", **{"teacher": {"accuracy": 0.99, "agreement": 1.0},
+                                   "student: e2kd": {"accuracy": 0.5, "agreement": 0.61}, "shots": 50})
+    nb = _notebook([{"cell_type": "code", "source": "save_results(...)", "metadata": {}, "execution_count": 1,
+                     "outputs": [{"output_type": "display_data", "data": {"text/plain": "Results written"},
+                                  "metadata": {"kdlab": {"results": record}}}]}])
+    path = tmp_path / "05_e2kd.ipynb"
+    path.write_text(json.dumps(nb))
+    assert book.embedded_records(path) == [record]
+    page = book.results_markdown([(record, "the committed notebook")], {"05_e2kd": "05 · e²KD"}, "x")
+    assert "## [05 · e²KD](notebooks/05_e2kd.ipynb)" in page
+    assert "| | accuracy | agreement |" in page and "| student: e2kd | 0.5 | 0.61 |" in page  # a row per model
+    assert "| shots | 50 |" in page and "49.8/55.5 → 54.9/61.7" in page
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    with pytest.raises(book.BookError, match="no executed notebooks"):
+        book.build(tmp_path / "out", run=tmp_path)
+    with pytest.raises(book.BookError, match="not a folder"):
+        book.build(tmp_path / "out", run=tmp_path / "missing")
+    (tmp_path / "01_x.json").write_text("{not json")
+    with pytest.raises(book.BookError, match="01_x.json is not valid JSON"):
+        book.run_folder_records(tmp_path)
+
+
+# ----------------------------------------------------------------------------- the build
+
+def test_a_warning_fails_the_build(tmp_path):
+    """-W is on: a notebook with a broken cross-reference does not build."""
+    notebooks = tmp_path / "run"
+    notebooks.mkdir()
+    (notebooks / "00_broken.ipynb").write_text(json.dumps(_notebook([
+        {"cell_type": "markdown", "metadata": {}, "source": "# Broken\n\nSee {ref}`no-such-label`."}])))
+    with pytest.raises(book.BookError, match=r"(?s)warnings are errors.*no-such-label"):
+        book.build(tmp_path / "out", run=notebooks, quiet=True)
+
+
+def test_book_builds_from_committed_notebooks(html):
+    notebooks = sorted((PROJECT_ROOT / "notebooks").glob(book.NOTEBOOK_GLOB))
+    for nb in notebooks:
+        assert (html / "notebooks" / f"{nb.stem}.html").exists(), f"no page for {nb.name}"
+    for page in ("index.html", "intro.html", "results.html", "references.html"):
+        assert (html / page).exists(), page
+    assert "distilling the knowledge in a neural network" in (html / "references.html").read_text().lower()
+    assert (html / "_static" / "widgets" / "embed.js").exists()
+    assert (html / "_static" / "mathjax" / "tex-chtml-full.js").exists()
+    external = {p.name: EXTERNAL.findall(p.read_text()) for p in html.rglob("*.html")}
+    assert not {k: v for k, v in external.items() if v}, f"pages load assets from the internet: {external}"
+
+
+def test_widget_pages_carry_their_state_and_local_bundle(html):
+    with_widgets = [nb for nb in sorted((PROJECT_ROOT / "notebooks").glob(book.NOTEBOOK_GLOB))
+                    if json.loads(nb.read_text()).get("metadata", {}).get("widgets")]
+    if not with_widgets:
+        pytest.skip("no committed notebook has saved widget state")
+    for nb in with_widgets:
+        page = (html / "notebooks" / f"{nb.stem}.html").read_text()
+        assert 'type="application/vnd.jupyter.widget-state+json"' in page, nb.name
+        assert 'type="application/vnd.jupyter.widget-view+json"' in page, nb.name
+        assert page.count("_static/widgets/embed.js") == 1, f"{nb.name}: embed.js not loaded exactly once"
