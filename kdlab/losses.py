@@ -90,3 +90,108 @@ class Distillation:
 
     def config(self) -> dict:
         return {"objective": "kd", "temperature": self.temperature, "alpha": self.alpha}
+
+
+# --- Explanation-enhanced KD (e²KD; notebook 05, DESIGN §2.4) ---------------------------------
+
+def explanation_loss(student_maps: torch.Tensor, teacher_maps: torch.Tensor) -> torch.Tensor:
+    """1 - cos(flattened student map, flattened teacher map), averaged over the batch.
+
+    Maps are (N, C, H, W) (or (N, H, W)). If their sizes differ, the student's maps are
+    resized bilinearly to the teacher's (e.g. an 8x8 CAM against a stored 32x32 teacher map).
+    """
+    if student_maps.dim() == 3:
+        student_maps, teacher_maps = student_maps[:, None], teacher_maps[:, None]
+    if student_maps.shape[-2:] != teacher_maps.shape[-2:]:
+        student_maps = F.interpolate(student_maps.float(), size=teacher_maps.shape[-2:],
+                                     mode="bilinear", align_corners=False)
+    if student_maps.shape != teacher_maps.shape:
+        raise ValueError(f"student maps {tuple(student_maps.shape)} and teacher maps "
+                         f"{tuple(teacher_maps.shape)} differ in batch size or channels")
+    cos = F.cosine_similarity(student_maps.flatten(1).float(), teacher_maps.flatten(1).float(), dim=1)
+    return (1.0 - cos).mean()
+
+
+def e2kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, student_maps: torch.Tensor,
+              teacher_maps: torch.Tensor, targets: torch.Tensor | None, temperature: float = 4.0,
+              alpha: float = 0.5, lam: float = 1.0) -> torch.Tensor:
+    """e²KD (Parchami-Araghi et al., ECCV 2024): L = kd_loss + λ · (1 - cos(E_S, E_T)).
+
+    Both maps must explain the teacher's top-1 class (kdlab.explain.explanation_pass with
+    classes=teacher_logits.argmax(1)); `alpha` weights the KL term of kd_loss as everywhere.
+    """
+    if lam < 0:
+        raise ValueError(f"lam must be non-negative, got {lam}")
+    loss = kd_loss(student_logits, teacher_logits, targets, temperature, alpha)
+    if lam > 0:
+        loss = loss + lam * explanation_loss(student_maps, teacher_maps)
+    return loss
+
+
+class ExplanationDistillation(Distillation):
+    """e²KD: distil the teacher's logits and its explanations (`e2kd_loss`; notebook 05).
+
+    method: "gradcam" (any CNN; maps of `layer`, default the last stage, compared at the
+    image's size), "bcos" (B-cos teacher and student from kdlab.bcos_models; the dynamic
+    linear weights W(x) are compared) or "input_x_gradient". The student's explanation is
+    computed in the same forward pass as its logits and stays differentiable. B-cos students
+    take a second pass in explanation mode (dynamic scalings detached) for W(x), while their
+    logits come from a normal pass, as for every other student.
+    Frozen explanations: if the batch carries `teacher_logits` and `teacher_maps` in
+    `batch.extras` (kdlab.frozen), they are used and the teacher is not run at all.
+    """
+
+    def __init__(self, temperature: float = 4.0, alpha: float = 0.5, lam: float = 1.0,
+                 method: str = "gradcam", layer: str | None = None, teacher_layer: str | None = None):
+        from .explain import METHODS
+
+        super().__init__(temperature, alpha)
+        if method not in METHODS:
+            raise ValueError(f"unknown explanation method {method!r}; choose one of {METHODS}")
+        if lam < 0:
+            raise ValueError(f"lam must be non-negative, got {lam}")
+        self.lam, self.method, self.layer = lam, method, layer
+        self.teacher_layer = teacher_layer or layer
+
+    def teacher_outputs(self, teacher, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(teacher logits, teacher maps at the image's size): stored ones, else computed now."""
+        from .explain import explanation_pass
+
+        stored = [k for k in ("teacher_logits", "teacher_maps") if k in batch.extras]
+        if len(stored) == 2:
+            return batch.extras["teacher_logits"], batch.extras["teacher_maps"]
+        if stored and self.lam > 0:
+            raise ValueError(f"the batch carries only {stored[0]!r}; frozen e²KD needs both "
+                             "'teacher_logits' and 'teacher_maps' (kdlab.frozen)")
+        if self.lam == 0:  # plain KD: no explanation needed
+            return self.teacher_logits(teacher, batch), None
+        if teacher is None:
+            raise ValueError("e²KD needs a teacher model (or frozen teacher outputs in the batch)")
+        return explanation_pass(teacher, batch.x, None, self.method, self.teacher_layer,
+                                size=batch.x.shape[-2:])
+
+    def __call__(self, student, teacher, batch):
+        from .explain import explanation_pass
+
+        teacher_logits, teacher_maps = self.teacher_outputs(teacher, batch)
+        if self.lam == 0:
+            logits = student(batch.x)
+            return kd_loss(logits, teacher_logits, batch.y, self.temperature, self.alpha), logits
+        classes = teacher_logits.argmax(1)
+        if self.method == "bcos":
+            # Two passes: the logits as in normal training, W(x) in explanation mode (the
+            # released code uses the explanation-mode logits for the KD term as well; with
+            # the detached scalings and norm statistics our small students learnt much slower).
+            logits = student(batch.x)
+            _, maps = explanation_pass(student, batch.x, classes, "bcos", create_graph=True)
+        else:
+            logits, maps = explanation_pass(student, batch.x, classes, self.method, self.layer,
+                                            create_graph=True, size=batch.x.shape[-2:])
+        loss = e2kd_loss(logits, teacher_logits, maps, teacher_maps, batch.y,
+                         self.temperature, self.alpha, self.lam)
+        return loss, logits
+
+    def config(self) -> dict:
+        return {"objective": "e2kd", "temperature": self.temperature, "alpha": self.alpha,
+                "lam": self.lam, "method": self.method, "layer": self.layer,
+                "teacher_layer": self.teacher_layer}

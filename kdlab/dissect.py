@@ -1,0 +1,644 @@
+"""Network dissection (Bau et al. 2017), vectorised and streaming.
+
+Taught in notebook 03 (the algorithm step by step, the unit browser) and used in notebook 04
+(concept detectors of scratch, KD and LS students, Han et al. 2023). DESIGN §2.3.
+
+For every unit k of a layer:
+  1. T_k is the top-`quantile` value of its activations over all spatial positions of all
+     images (exact: numpy's linear-interpolation quantile, computed from a running top-k).
+  2. Each activation map is upsampled bilinearly to the mask resolution; M_k = A_k > T_k.
+  3. IoU_{k,c} = Σ|M_k ∩ L_c| / Σ|M_k ∪ L_c|, summed over the whole dataset. L_c holds every
+     pixel labelled c in any category's masks (Broden numbers labels globally); image-level
+     labels (scene, texture) are masks covering the whole image. In the union, the unit's area
+     counts only on images where c's primary category is annotated (has any label there).
+     NetDissect-Lite approximates that last rule by "where the unit's mask touches a label of
+     the category"; this is the definition as written (DESIGN §2.3).
+  4. A unit's label is its best-IoU concept (reported in that concept's primary category);
+     it is a *detector* when that IoU exceeds `iou_threshold` (0.05 Han et al., 0.04 Bau et al.).
+
+Two passes over the data, one batch at a time: pass 1 keeps the k largest activations per
+unit (k ≈ quantile × positions, memory units × k); pass 2 adds integer tallies (units ×
+concepts intersections, units × categories activation areas, per-concept label areas),
+upsampling only the maps whose maximum exceeds T_k (the others have empty masks).
+Activations stay float32 and live only for one batch; the model runs on the GPU when there
+is one. Unlike NetDissect-Lite there is no float64 memory-map of all activations and no
+Python loop over images × units, and a missing checkpoint is an error, not a random network.
+Speed and memory against the plain loop reference: bench/bench_dissect.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import ImageSet
+from .train import TrainedModel, load_checkpoint, pick_device, CheckpointError
+
+
+# ---------------------------------------------------------------------------------------------
+# Concept data: the in-memory ImageSet and the Broden directory (kdlab.broden) share this view.
+
+@dataclass
+class ConceptBatch:
+    """A batch of images with their concept annotations (label numbers, 0 = none)."""
+
+    images: torch.Tensor                 # float (B, C, H, W) in [0, 1]
+    index: torch.Tensor                  # positions in the dataset (B,)
+    pixel: dict[str, torch.Tensor] = field(default_factory=dict)   # category -> (B, L, h, w)
+    scalar: dict[str, torch.Tensor] = field(default_factory=dict)  # category -> (B, L)
+
+
+class ImageSetConcepts:
+    """An ImageSet with concept masks (the synthetic dataset) seen as concept data."""
+
+    def __init__(self, data: ImageSet):
+        if not data.masks and not data.image_labels:
+            raise ValueError(
+                f"dataset {data.name or '(unnamed)'!r} has no concept annotations; dissection "
+                "needs concept masks: use the synthetic concept dataset (kdlab.synthetic) or "
+                "Broden (kdlab.broden.BrodenDataset)")
+        if data.concepts is None or data.concept_categories is None:
+            raise ValueError("the dataset's concepts and concept_categories must be set")
+        self.data = data
+        present = list(data.masks or {}) + list(data.image_labels or {})
+        order = [c for c in dict.fromkeys(data.concept_categories) if c in present]
+        self.categories = order + [c for c in present if c not in order]
+        self.concepts = list(data.concepts)
+        self.primary = [self.categories.index(c) if c in self.categories else -1
+                        for c in data.concept_categories]
+        self.primary[0] = -1  # label 0 means "no label"
+        first = next(iter((data.masks or {}).values()), None)
+        self.mask_size = tuple(first.shape[-2:]) if first is not None else tuple(data.images.shape[-2:])
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def take(self, index, masks: bool = True) -> ConceptBatch:
+        """Images and annotations at `index` (a slice gives views, without copies)."""
+        d = self.data
+        pick = index if isinstance(index, slice) else torch.as_tensor(index, dtype=torch.long)
+        positions = torch.arange(len(d))[pick] if isinstance(index, slice) else pick
+        pixel = {k: v[pick].unsqueeze(1) for k, v in (d.masks or {}).items()} if masks else {}
+        scalar = {k: v[pick].view(-1, 1) for k, v in (d.image_labels or {}).items()} if masks else {}
+        return ConceptBatch(d.images[pick].float().div_(255), positions, pixel, scalar)
+
+    def batches(self, batch_size: int, masks: bool = True) -> Iterator[ConceptBatch]:
+        for start in range(0, len(self), batch_size):
+            yield self.take(slice(start, min(start + batch_size, len(self))), masks)
+
+
+def concept_source(data):
+    """The concept-data view of `data`: an ImageSet with masks, or a kdlab.broden.BrodenDataset."""
+    if isinstance(data, ImageSet):
+        return ImageSetConcepts(data)
+    needed = ("concepts", "categories", "primary", "mask_size", "batches", "take")
+    if all(hasattr(data, a) for a in needed):
+        return data
+    raise TypeError(f"cannot dissect on {type(data).__name__}: pass an ImageSet with concept "
+                    "masks or a kdlab.broden.BrodenDataset")
+
+
+# ---------------------------------------------------------------------------------------------
+# Models and layers
+
+def find_layer(model: nn.Module, layer: str) -> nn.Module:
+    """The submodule called `layer`; an error listing every layer name if there is none."""
+    modules = dict(model.named_modules())
+    if layer not in modules or layer == "":
+        names = [n for n in modules if n]
+        raise KeyError(f"model {type(model).__name__} has no layer {layer!r}. Its layers: "
+                       + ", ".join(names))
+    return modules[layer]
+
+
+def load_model(arch: str, checkpoint: str | Path, num_classes: int = 1000,
+               in_channels: int = 3) -> nn.Module:
+    """A model to dissect: architecture `arch` with the weights in `checkpoint`.
+
+    checkpoint: a kdlab cache file, a training checkpoint holding {'model': state_dict}
+    (torchdistill, kdlab) or {'state_dict': ...}, a plain state_dict, or the word
+    "torchvision" for torchvision's pretrained ImageNet weights. A missing or mismatched
+    file is an error (never a randomly initialised network, DESIGN §2.2).
+    """
+    from .models import get_model, torchvision_model
+
+    if str(checkpoint) == "torchvision":
+        return torchvision_model(arch, pretrained=True).eval()
+    model = get_model(arch, num_classes, in_channels)
+    path = Path(checkpoint)
+    if not path.exists():
+        load_checkpoint(path, model)  # raises CheckpointError naming the path
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and "complete" in state and "model" in state:
+        load_checkpoint(path, model)  # a kdlab checkpoint: must be a finished run
+        return model.eval()
+    if isinstance(state, dict):
+        state = state.get("model", state.get("state_dict", state))
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel/DDP
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {path} does not fit {arch}: {err}") from err
+    return model.eval()
+
+
+def _module(model) -> nn.Module:
+    if isinstance(model, TrainedModel):
+        return model.model
+    if isinstance(model, (str, Path)):
+        raise TypeError("pass a model, not a path: use kdlab.dissect.load_model(arch, checkpoint)")
+    return model
+
+
+class _Capture:
+    """Forward hook that keeps the layer's latest output (float32)."""
+
+    def __init__(self, module: nn.Module):
+        self.output = None
+        self.handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, _module, _inputs, output):
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            raise ValueError(f"the dissected layer must output (N, units, H, W) maps, got "
+                             f"{getattr(output, 'shape', type(output))}")
+        self.output = output.float()
+
+    def close(self):
+        self.handle.remove()
+
+
+@torch.inference_mode()
+def layer_activations(model, layer: str, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Activation maps (N, units, h, w), float32 on the CPU, of `layer` for a few images.
+
+    For figures and the step-by-step walk-through in notebook 03; `dissect` streams instead.
+    """
+    model = _module(model)
+    capture = _Capture(find_layer(model, layer))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(device)
+            model(x.float().div_(255) if x.dtype == torch.uint8 else x)
+            out.append(capture.output.cpu())
+    finally:
+        capture.close()
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def upsample(maps: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear upsampling of (N, units, h, w) maps to the mask resolution (DESIGN §2.3)."""
+    return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pass 1: exact per-unit quantile thresholds from a running top-k
+
+def _quantile_position(n: int, quantile: float) -> tuple[int, int, float]:
+    """numpy's linear quantile at 1 - quantile: the two ascending ranks and the weight."""
+    pos = (1.0 - quantile) * (n - 1)
+    lo = int(math.floor(pos))
+    return lo, min(lo + 1, n - 1), pos - lo
+
+
+def _lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    # numpy's _lerp, operation for operation, so thresholds match np.quantile bit for bit
+    a, b = a.double(), b.double()
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
+
+
+def quantile_threshold(acts: torch.Tensor, quantile: float = 0.005) -> torch.Tensor:
+    """T_k with a fraction `quantile` of unit k's activations above it, from all maps at once.
+
+    acts: (N, units, h, w). Equals np.quantile(a_k, 1 - quantile) per unit. For small data
+    (notebook 03's walk-through); `TopQuantile` gives the same numbers streaming.
+    """
+    flat = acts.transpose(0, 1).reshape(acts.shape[1], -1).float()
+    tq = TopQuantile(quantile, flat.shape[1])
+    tq.update(flat)
+    return tq.thresholds()
+
+
+class TopQuantile:
+    """Exact streaming per-unit quantile: keeps the k largest values seen per unit.
+
+    n: total number of values each unit will see. The threshold needs the order statistics
+    at ascending ranks lo and lo+1 of n, which lie among the top n - lo values, so keeping
+    k = n - lo values (≈ quantile·n) per unit is exact. Memory: units × k floats.
+    `quantile` may be a list: the largest one's k serves them all.
+    """
+
+    def __init__(self, quantile, n: int):
+        qs = [quantile] if isinstance(quantile, (int, float)) else list(quantile)
+        for q in qs:
+            if not 0 < q < 1:
+                raise ValueError(f"quantile must be in (0, 1), got {q}")
+        self.quantile, self.n, self.seen = quantile, n, 0
+        self.positions = [_quantile_position(n, q) for q in qs]
+        self.k = max(n - lo for lo, _, _ in self.positions)
+        self.top: torch.Tensor | None = None
+
+    def update(self, values: torch.Tensor) -> None:
+        """values: (units, m) new activations of every unit."""
+        self.seen += values.shape[1]
+        if self.seen > self.n:
+            raise ValueError(f"TopQuantile was told to expect {self.n} values per unit, got {self.seen}")
+        pool = values if self.top is None else torch.cat([self.top, values], dim=1)
+        k = min(self.k, pool.shape[1])
+        self.top = pool.topk(k, dim=1, sorted=False).values
+
+    def thresholds(self) -> torch.Tensor:
+        """(units,) thresholds, or (quantiles, units) when a list of quantiles was given."""
+        if self.seen != self.n:
+            raise ValueError(f"expected {self.n} values per unit, saw {self.seen}")
+        # On the CPU: the interpolation is done in float64, which Apple's MPS lacks.
+        top = self.top.cpu().sort(dim=1, descending=True).values  # top[:, j]: ascending rank n-1-j
+        out = torch.stack([_lerp(top[:, self.n - 1 - lo], top[:, self.n - 1 - hi], t).float()
+                           for lo, hi, t in self.positions])
+        return out[0] if isinstance(self.quantile, (int, float)) else out
+
+
+# ---------------------------------------------------------------------------------------------
+# The result
+
+@dataclass(repr=False)
+class Dissection:
+    """What `dissect` returns: per-unit labels, detector counts and the raw tallies.
+
+    `table` (one row per unit) and `counts` (detectors per category) are pandas objects that
+    display well in a notebook; `save` writes both to CSV and everything to JSON.
+    """
+
+    layer: str
+    concepts: list[str]
+    categories: list[str]
+    primary: list[int]                  # concept number -> category index (-1 for "-")
+    quantile: float
+    iou_threshold: float
+    thresholds: torch.Tensor            # (units,) float32
+    intersection: torch.Tensor          # (units, concepts) int64
+    activation_area: torch.Tensor       # (units, categories) int64
+    label_area: torch.Tensor            # (concepts,) int64
+    top_images: torch.Tensor            # (units, m) dataset positions, by max activation
+    top_values: torch.Tensor            # (units, m)
+    images: int = 0
+
+    @property
+    def units(self) -> int:
+        return len(self.thresholds)
+
+    @property
+    def iou(self) -> torch.Tensor:
+        """(units, concepts) float64 IoU, each label against its primary category's denominator."""
+        primary = torch.tensor(self.primary)
+        act = torch.zeros(self.units, len(self.concepts), dtype=torch.int64)
+        valid = primary >= 0
+        act[:, valid] = self.activation_area[:, primary[valid]]
+        union = act + self.label_area[None, :] - self.intersection
+        iou = self.intersection.double() / union.clamp(min=1).double()
+        iou[:, ~valid] = 0.0
+        return iou
+
+    def best(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(best concept number, its IoU) per unit; concept 0 where no concept overlaps at all."""
+        iou = self.iou
+        value, concept = iou.max(dim=1)
+        return torch.where(value > 0, concept, 0), value
+
+    @property
+    def table(self):
+        """One row per unit: unit, concept, category, iou, detector."""
+        import pandas as pd
+
+        concept, value = self.best()
+        return pd.DataFrame({
+            "unit": range(self.units),
+            "concept": [self.concepts[c] for c in concept.tolist()],
+            "category": [self.categories[self.primary[c]] if c > 0 else "" for c in concept.tolist()],
+            "iou": value.numpy(),
+            "detector": (value > self.iou_threshold).numpy(),
+        })
+
+    @property
+    def counts(self):
+        """Number of detectors per category (every category listed, zeros included)."""
+        import pandas as pd
+
+        t = self.table
+        det = t[t.detector].groupby("category").size()
+        return pd.Series({c: int(det.get(c, 0)) for c in self.categories}, name="detectors", dtype=int)
+
+    @property
+    def detectors(self) -> int:
+        return int(self.table.detector.sum())
+
+    def with_threshold(self, iou_threshold: float) -> "Dissection":
+        """The same tallies judged with another IoU threshold (no data pass needed)."""
+        return replace(self, iou_threshold=iou_threshold)
+
+    def summary(self) -> dict:
+        return {"layer": self.layer, "units": self.units, "images": self.images,
+                "quantile": self.quantile, "iou_threshold": self.iou_threshold,
+                "detectors": self.detectors, "counts": self.counts.to_dict(),
+                "unique_concepts": int(self.table.query("detector").concept.nunique())}
+
+    def to_csv(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(path, index=False)
+        return path
+
+    def to_json(self, path) -> Path:
+        from .results import write_json_atomic
+
+        record = {**self.summary(), "concepts": self.concepts, "categories": self.categories,
+                  "primary": self.primary, "thresholds": self.thresholds,
+                  "intersection": self.intersection, "activation_area": self.activation_area,
+                  "label_area": self.label_area, "top_images": self.top_images,
+                  "top_values": self.top_values, "table": self.table.to_dict(orient="records")}
+        return write_json_atomic(record, path)
+
+    def save(self, stem) -> tuple[Path, Path]:
+        """Write <stem>.csv (the table) and <stem>.json (summary, tallies and table)."""
+        stem = Path(stem)
+        return self.to_csv(stem.with_suffix(".csv")), self.to_json(stem.with_suffix(".json"))
+
+    @classmethod
+    def from_json(cls, path) -> "Dissection":
+        r = json.loads(Path(path).read_text())
+        t = lambda k, dtype: torch.tensor(r[k], dtype=dtype)  # noqa: E731
+        return cls(r["layer"], r["concepts"], r["categories"], r["primary"], r["quantile"],
+                   r["iou_threshold"], t("thresholds", torch.float32), t("intersection", torch.int64),
+                   t("activation_area", torch.int64), t("label_area", torch.int64),
+                   t("top_images", torch.int64), t("top_values", torch.float32), r["images"])
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{c} {n}" for c, n in self.counts.items())
+        return (f"Dissection({self.layer}: {self.units} units, {self.images} images, top "
+                f"{self.quantile:g}, IoU > {self.iou_threshold:g}: {self.detectors} detectors ({counts}))")
+
+    def _repr_html_(self) -> str:
+        counts = ", ".join(f"{c} {n}" for c, n in self.counts.items())
+        head = (f"<p><b>Dissection of {self.layer}</b>: {self.units} units, {self.images} images, "
+                f"top {self.quantile:g} quantile, IoU &gt; {self.iou_threshold:g}: "
+                f"<b>{self.detectors} detectors</b> ({counts})</p>")
+        return head + self.table.sort_values("iou", ascending=False).head(10).to_html(index=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two passes
+
+@torch.inference_mode()
+def dissect(model, layer: str, data, quantile: float | list[float] = 0.005, iou_threshold: float = 0.05,
+            batch_size: int = 128, device="auto", progress: bool = True, top_images: int = 8,
+            chunk_elements: int | None = None) -> Dissection | list[Dissection]:
+    """Network dissection of `layer` of `model` on concept `data` (DESIGN §2.3).
+
+    model: an nn.Module or a kdlab.train.TrainedModel (kdlab.dissect.load_model loads a
+        checkpoint, refusing missing files). data: an ImageSet with concept masks (the
+        synthetic dataset) or a kdlab.broden.BrodenDataset. quantile: the top fraction of
+        activations that define a unit's mask (0.005); a list of quantiles gives a list of
+        results from the same two passes (notebook 04's sensitivity check). iou_threshold: a unit whose best IoU
+        exceeds it is a detector (0.05 Han et al.; 0.04 Bau et al.). top_images: how many
+        top-activating images to remember per unit (for the unit browser).
+    chunk_elements: the largest number of upsampled mask pixels held at once (default 4M
+        on the CPU, 64M on a GPU); memory does not grow with the dataset.
+    """
+    from tqdm.auto import tqdm
+
+    model = _module(model)
+    source = concept_source(data)
+    capture = _Capture(find_layer(model, layer))
+    device = pick_device(device)
+    budget = chunk_elements or (1 << 26 if device.type == "cuda" else 1 << 22)
+    was_training = model.training
+    model.to(device).eval()
+    n_images = len(source)
+    if n_images == 0:
+        raise ValueError("the concept dataset is empty")
+    steps = -(-n_images // batch_size)
+    bar = tqdm(total=2 * steps, desc=f"dissect {layer}", disable=not progress)
+
+    def run(images):
+        model(images.to(device, non_blocking=True))
+        return capture.output
+
+    try:
+        # Pass 1: thresholds and each unit's top-activating images.
+        tq = None
+        top_val = top_idx = None
+        for batch in source.batches(batch_size, masks=False):
+            a = run(batch.images)
+            units, positions = a.shape[1], a.shape[2] * a.shape[3]
+            if tq is None:
+                tq = TopQuantile(quantile, n_images * positions)
+            tq.update(a.transpose(0, 1).reshape(units, -1))
+            vals = a.amax(dim=(2, 3)).T                                   # (units, B)
+            idx = batch.index.to(device).expand(units, -1)
+            if top_val is not None:
+                vals, idx = torch.cat([top_val, vals], 1), torch.cat([top_idx, idx], 1)
+            keep = vals.topk(min(top_images, vals.shape[1]), dim=1)
+            top_val, top_idx = keep.values, idx.gather(1, keep.indices)
+            bar.update()
+        several = not isinstance(quantile, (int, float))
+        thresholds = tq.thresholds().view(-1, capture.output.shape[1])     # (quantiles, units)
+        tallies = _tally(run, source, thresholds, batch_size, device, budget, bar)
+    finally:
+        bar.close()
+        capture.close()
+        model.train(was_training)
+    results = [Dissection(layer, list(source.concepts), list(source.categories), list(source.primary),
+                          q, iou_threshold, t.cpu(), *tally, top_idx.cpu(), top_val.cpu(), n_images)
+               for q, t, tally in zip(quantile if several else [quantile], thresholds, tallies)]
+    return results if several else results[0]
+
+
+def _tally(run, source, thresholds, batch_size, device, budget, bar):
+    """Pass 2: integer IoU tallies for each row of `thresholds` (quantiles, units), per batch.
+
+    Bilinear upsampling only takes convex combinations of a map's values, so a map whose
+    maximum is not above T_k has an empty mask: only the (image, unit) pairs whose maximum
+    exceeds the threshold -- a few percent at the top 0.5 % -- are upsampled and counted.
+    """
+    n_concepts, n_cats = len(source.concepts), len(source.categories)
+    n_q, units = thresholds.shape
+    mh, mw = source.mask_size
+    pixels = mh * mw
+    inter = torch.zeros(n_q, units * n_concepts, dtype=torch.int64, device=device)
+    act_area = torch.zeros(n_q, units, n_cats, dtype=torch.int64, device=device)
+    label_area = torch.zeros(n_concepts, dtype=torch.int64, device=device)
+    cat_index = {c: i for i, c in enumerate(source.categories)}
+    thresholds = thresholds.to(device)
+    for batch in source.batches(batch_size, masks=True):
+        a = run(batch.images)
+        b = a.shape[0]
+        pixel = {k: v.to(device) for k, v in batch.pixel.items()}        # label numbers, any int type
+        scalar = {k: v.to(device).long() for k, v in batch.scalar.items()}
+        for k, v in pixel.items():
+            if tuple(v.shape[-2:]) != (mh, mw):
+                raise ValueError(f"{k} masks are {tuple(v.shape[-2:])}, expected {(mh, mw)}")
+
+        # Which categories each image annotates (the union's activation part counts only these).
+        annotated = torch.zeros(b, n_cats, dtype=torch.int64, device=device)
+        for k, v in pixel.items():
+            annotated[:, cat_index[k]] |= (v.flatten(1).amax(1) > 0).long() if v[0].numel() else 0
+        for k, v in scalar.items():
+            annotated[:, cat_index[k]] |= (v.amax(1) > 0).long() if v.shape[1] else 0
+
+        # Label areas: pixel labels counted per pixel, image-level labels as whole images.
+        labels = torch.cat([v.reshape(b, -1, pixels) for v in pixel.values()], 1) if pixel else None
+        scal = torch.cat(list(scalar.values()), 1) if scalar else None
+        if labels is not None:
+            label_area += torch.bincount(labels.flatten(), minlength=n_concepts)[:n_concepts]
+        if scal is not None:
+            label_area += pixels * torch.bincount(scal.flatten(), minlength=n_concepts)[:n_concepts]
+
+        peak = a.amax(dim=(2, 3))
+        for q, t in enumerate(thresholds):
+            # The (image, unit) pairs that can have a nonempty mask.
+            img, unit = torch.nonzero(peak > t).unbind(1)
+            step = max(1, budget // pixels)
+            for s in range(0, len(img), step):
+                pi, pu = img[s:s + step], unit[s:s + step]
+                mask = upsample(a[pi, pu].unsqueeze(1), (mh, mw)).flatten(1) > t[pu].unsqueeze(1)
+                pair, where = torch.nonzero(mask).unbind(1)                # the pixels that are on
+                count = torch.bincount(pair, minlength=len(pi))            # per pair
+                act_area[q].index_add_(0, pu, count.unsqueeze(1) * annotated[pi])
+                if scal is not None:
+                    for j in range(scal.shape[1]):
+                        inter[q].index_add_(0, pu * n_concepts + scal[pi, j], count)
+                if labels is not None:
+                    hit = labels[pi[pair], :, where].long()                # (on pixels, layers)
+                    flat = (pu[pair] * n_concepts).unsqueeze(1) + hit
+                    inter[q] += torch.bincount(flat.flatten(), minlength=units * n_concepts)
+        bar.update()
+    inter = inter.view(n_q, units, n_concepts)
+    inter[:, :, 0] = 0
+    label_area[0] = 0
+    return [(inter[q].cpu(), act_area[q].cpu(), label_area.cpu()) for q in range(n_q)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures (notebooks 03 and 04)
+
+def plot_counts(results: dict, ax=None, errors: dict | None = None, points: dict | None = None):
+    """Grouped bar chart of detectors per category: {name: Dissection or counts Series}.
+
+    errors: {name: {category: error bar}}; points: {name: DataFrame with one row per model
+    (seed) and a column per category}, drawn as dots over the bars.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    counts = {k: (v.counts if isinstance(v, Dissection) else v) for k, v in results.items()}
+    cats = list(next(iter(counts.values())).index)
+    ax = ax or plt.subplots(figsize=(7, 3.2))[1]
+    width = 0.8 / len(counts)
+    x = np.arange(len(cats))
+    for i, (name, c) in enumerate(counts.items()):
+        pos = x + i * width - 0.4 + width / 2
+        err = None if errors is None else [errors[name].get(cat, 0) for cat in cats]
+        ax.bar(pos, [c.get(cat, 0) for cat in cats], width, yerr=err, capsize=3, label=name,
+               color=f"C{i}", alpha=0.75 if points else 1.0, error_kw={"lw": 1})
+        if points is not None and name in points:
+            for j, cat in enumerate(cats):
+                values = np.asarray(points[name][cat], dtype=float)
+                ax.scatter(np.full(len(values), pos[j]), values, s=10, color="k", zorder=3)
+    ax.set_xticks(x, cats)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("concept detectors")
+    ax.legend(frameon=False)
+    return ax
+
+
+def unit_masks(model, layer: str, data, result: Dissection, unit: int, k: int = 6):
+    """For a unit's top `k` images: images, the unit's upsampled masks and its concept's masks."""
+    source = concept_source(data)
+    model = _module(model)
+    index = result.top_images[unit, :k]
+    batch = source.take(index)
+    device = next(model.parameters()).device
+    acts = layer_activations(model, layer, batch.images.to(device))[:, unit:unit + 1]
+    unit_mask = (upsample(acts, source.mask_size) > result.thresholds[unit])[:, 0]
+    concept, _ = result.best()
+    c = int(concept[unit])
+    concept_mask = torch.zeros_like(unit_mask)
+    for v in batch.pixel.values():
+        concept_mask |= (v == c).any(1)
+    for v in batch.scalar.values():
+        concept_mask |= (v == c).any(1).view(-1, 1, 1)
+    return batch.images, unit_mask, concept_mask if c > 0 else torch.zeros_like(unit_mask)
+
+
+def show_unit(model, layer: str, data, result: Dissection, unit: int, k: int = 6):
+    """The unit browser's figure: top images, the unit's mask, the concept's mask (notebook 03)."""
+    import matplotlib.pyplot as plt
+
+    images, unit_mask, concept_mask = unit_masks(model, layer, data, result, unit, k)
+    row = result.table.iloc[unit]
+    fig, axes = plt.subplots(3, len(images), figsize=(1.4 * len(images), 4.6), squeeze=False)
+    for j in range(len(images)):
+        img = images[j].permute(1, 2, 0).numpy()
+        img = img[..., 0] if img.shape[-1] == 1 else img
+        for r, (overlay, title) in enumerate([(None, "image"), (unit_mask[j], "unit mask (A > T)"),
+                                              (concept_mask[j], f"{row.concept} mask")]):
+            ax = axes[r, j]
+            if overlay is None:
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            else:  # the mask at full brightness, the rest dimmed, outlined in red
+                m = overlay.float().numpy()
+                if m.shape != img.shape[:2]:
+                    m_img = F.interpolate(overlay[None, None].float(), size=img.shape[:2])[0, 0].numpy()
+                else:
+                    m_img = m
+                shade = 0.25 + 0.75 * m_img
+                ax.imshow(img * (shade if img.ndim == 2 else shade[..., None]),
+                          cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+                if m_img.any():
+                    ax.contour(m_img, levels=[0.5], colors="red", linewidths=0.8)
+            ax.set_axis_off()
+            if j == 0:
+                ax.set_title(title, fontsize=8, loc="left")
+    kind = "detector" if row.detector else "not a detector"
+    fig.suptitle(f"unit {unit}: {row.concept} ({row.category or '-'}), IoU {row.iou:.3f}, {kind}",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def unit_browser(model, layer: str, data, result: Dissection, unit: int | None = None, k: int = 6):
+    """An ipywidgets menu of units (best IoU first) that redraws `show_unit` (notebook 03)."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    table = result.table.sort_values("iou", ascending=False)
+    options = [(f"unit {r.unit}: {r.concept} ({r.category or '-'}) IoU {r.iou:.3f}"
+                + (" *" if r.detector else ""), int(r.unit)) for r in table.itertuples()]
+
+    def draw(unit):
+        show_unit(model, layer, data, result, unit, k)
+        plt.show()
+
+    menu = widgets.Dropdown(options=options, value=int(table.unit.iloc[0]) if unit is None else unit,
+                            description="unit", layout=widgets.Layout(width="420px"))
+    return widgets.interactive(draw, unit=menu)
+
+
+def head(data, n: int):
+    """The first n images of concept data (an ImageSet or a BrodenDataset)."""
+    if isinstance(data, ImageSet):
+        return data.subset(torch.arange(min(n, len(data))))
+    return data.head(n)

@@ -1,0 +1,70 @@
+"""How good is an explanation? Localisation against object masks, and teacher-student similarity.
+
+Taught in notebook 06 (right features and interpretability); DESIGN §2.4, desideratum 3.
+
+- Energy pointing game (EPG, Wang et al. 2020, as used by e²KD on PASCAL VOC): the share of
+  an explanation's positive attribution that falls inside the object's mask (or box).
+  1.0 = all evidence on the object; the object's area fraction = a map that ignores it.
+- IoU of the thresholded explanation with the object mask: the pixels whose attribution
+  reaches `threshold` × the image's maximum form the explanation's mask.
+- Explanation similarity: cosine between two models' maps, the quantity e²KD maximises.
+Agreement of predictions is kdlab.metrics.agreement.
+All functions return one value per image (NaN where it is undefined: no positive
+attribution, or an empty mask); `nanmean` averages them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _prepare(maps: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if maps.dim() == 4:
+        if maps.shape[1] != 1:
+            raise ValueError(f"maps must be (N, H, W) or (N, 1, H, W), got {tuple(maps.shape)}")
+        maps = maps[:, 0]
+    if maps.dim() != 3 or masks.dim() != 3 or len(maps) != len(masks):
+        raise ValueError(f"need maps (N, H, W) and masks (N, H, W) for the same images, got "
+                         f"{tuple(maps.shape)} and {tuple(masks.shape)}")
+    maps = maps.float()
+    if maps.shape[-2:] != masks.shape[-2:]:  # e.g. a 7x7 CAM against a 224x224 mask
+        maps = F.interpolate(maps[:, None], size=masks.shape[-2:], mode="bilinear",
+                             align_corners=False)[:, 0]
+    return maps, masks.bool().to(maps.device)
+
+
+def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Per image: Σ positive attribution inside the mask / Σ positive attribution."""
+    maps, masks = _prepare(maps, masks)
+    positive = maps.clamp(min=0).flatten(1)
+    inside = (positive * masks.flatten(1)).sum(1)
+    total = positive.sum(1)
+    epg = inside / total
+    return torch.where(total > 0, epg, torch.full_like(epg, float("nan")))
+
+
+def thresholded_iou(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Per image: IoU of {attribution >= threshold · max attribution} with the mask."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    maps, masks = _prepare(maps, masks)
+    peak = maps.flatten(1).amax(1).view(-1, 1, 1)
+    predicted = (maps >= threshold * peak) & (peak > 0)
+    inter = (predicted & masks).flatten(1).sum(1).float()
+    union = (predicted | masks).flatten(1).sum(1).float()
+    iou = inter / union.clamp(min=1)
+    undefined = (peak.flatten() <= 0) | (masks.flatten(1).sum(1) == 0)
+    return torch.where(undefined, torch.full_like(iou, float("nan")), iou)
+
+
+def map_similarity(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor:
+    """Per image: cosine similarity of two flattened explanation maps (1 = same up to scale)."""
+    if maps_a.shape != maps_b.shape:
+        raise ValueError(f"maps must have the same shape, got {tuple(maps_a.shape)} and {tuple(maps_b.shape)}")
+    return F.cosine_similarity(maps_a.flatten(1).float(), maps_b.flatten(1).float(), dim=1)
+
+
+def nanmean(values: torch.Tensor) -> float:
+    """Mean over the images where the metric is defined (NaN if it is defined for none)."""
+    return torch.nanmean(values.float()).item()

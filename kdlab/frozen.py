@@ -1,0 +1,114 @@
+"""Frozen explanations: predict and explain once, augment many times (e²KD; notebook 05).
+
+DESIGN §2.4. Running the teacher and explaining its decision in every training step costs a
+teacher forward and backward pass per step. Because the teacher is fixed, its logits and
+explanation maps for each (unaugmented) training image can be computed once, stored on disk
+and reused by every student and every run. During training the stored map must move with its
+image: kdlab.data.DeviceLoader stacks every per-image tensor that has the image's height and
+width with the image's channels before the random crop and flip, so image and map get the
+same transform. Maps are therefore stored at the image's size (GradCAM maps are upsampled
+bilinearly, exactly as the online e²KD loss does before comparing).
+
+    frozen = freeze_teacher(teacher, train, method="gradcam")
+    student = load_or_train(..., objective=ExplanationDistillation(...),
+                            extras=frozen.extras, extras_key=frozen.key)
+
+The cost of freezing: one pass of the teacher over the data (with the backward pass that the
+explanation needs), paid once. What is lost: the teacher sees the unaugmented image, so its
+logits and map are those of the original image, shifted and flipped, rather than of the
+augmented one (identical for flips of a flip-equivariant teacher, close for small shifts).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data import ImageSet
+from .paths import CACHE_DIR
+from .train import TrainedModel, config_key, pick_device, save_atomic, weights_key
+
+FORMAT = "frozen-explanations-v1"
+
+
+@dataclass
+class FrozenTeacher:
+    """Stored teacher outputs for every image of a dataset, in the dataset's order."""
+
+    extras: dict[str, torch.Tensor]   # "teacher_logits" (N, K), "teacher_maps" (N, C, H, W)
+    key: str                          # identifies teacher, data, method and layer (cache keys)
+    path: Path
+    loaded: bool                      # True if reused from disk
+    seconds: float                    # how long computing them took (when they were computed)
+
+
+def frozen_key(teacher_id: str, data: ImageSet, method: str, layer: str | None, dtype) -> str:
+    return config_key(FORMAT, teacher_id, data.fingerprint(), method, layer, str(dtype))
+
+
+def compute_teacher_outputs(teacher: nn.Module, data: ImageSet, method: str = "gradcam",
+                            layer: str | None = None, batch_size: int = 256, device="auto",
+                            dtype=torch.float32, progress: bool = False) -> dict[str, torch.Tensor]:
+    """Teacher logits and explanation maps (at the image's size) for every image, on the CPU."""
+    from .explain import explanation_pass
+
+    device = pick_device(device)
+    teacher.to(device)
+    was_training = teacher.training
+    teacher.eval()
+    logits_out, maps_out = [], []
+    from tqdm.auto import tqdm
+
+    try:
+        for start in tqdm(range(0, len(data), batch_size), desc="freeze teacher", disable=not progress,
+                          leave=False):
+            x = data.images[start:start + batch_size].to(device).float().div_(255)
+            logits, maps = explanation_pass(teacher, x, None, method, layer, size=x.shape[-2:])
+            logits_out.append(logits.float().cpu())
+            maps_out.append(maps.to(dtype).cpu())
+    finally:
+        teacher.train(was_training)
+    return {"teacher_logits": torch.cat(logits_out), "teacher_maps": torch.cat(maps_out)}
+
+
+def freeze_teacher(teacher: TrainedModel | nn.Module, data: ImageSet, method: str = "gradcam",
+                   layer: str | None = None, batch_size: int = 256, device="auto",
+                   cache_dir: str | Path | None = None, dtype=torch.float32,
+                   progress: bool = False) -> FrozenTeacher:
+    """The teacher's logits and explanations for `data`, computed once and cached on disk.
+
+    The file is keyed by the teacher (its load_or_train key, or a hash of its weights), the
+    data's fingerprint, the method, the layer and the storage dtype, written atomically, and
+    reused by every later call with the same inputs. dtype=torch.float16 halves the storage
+    (maps are compared by cosine, so the rounding hardly matters); the default float32 makes
+    frozen and online e²KD identical on unaugmented batches.
+    """
+    from .explain import METHODS, default_layer
+
+    if method not in METHODS:
+        raise ValueError(f"unknown explanation method {method!r}; choose one of {METHODS}")
+    model = teacher.model if isinstance(teacher, TrainedModel) else teacher
+    teacher_id = teacher.key if isinstance(teacher, TrainedModel) else weights_key(model)
+    if method == "gradcam":
+        layer = layer or default_layer(model)
+    key = frozen_key(teacher_id, data, method, layer, dtype)
+    path = Path(cache_dir or CACHE_DIR) / f"frozen-{method}-{key}.pt"
+    if path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        extras = state.get("extras", {})
+        if state.get("key") == key and len(extras.get("teacher_logits", ())) == len(data):
+            print(f"Loaded frozen {method} explanations from the cache ({path.name}).")
+            return FrozenTeacher(extras, key, path, loaded=True, seconds=state.get("seconds", 0.0))
+        print(f"Ignoring {path.name}: it does not match this teacher and data; recomputing.")
+    t0 = time.perf_counter()
+    extras = compute_teacher_outputs(model, data, method, layer, batch_size, device, dtype, progress)
+    seconds = time.perf_counter() - t0
+    save_atomic({"key": key, "format": FORMAT, "method": method, "layer": layer, "teacher": teacher_id,
+                 "data": data.fingerprint(), "seconds": seconds, "extras": extras}, path)
+    print(f"Computed frozen {method} explanations for {len(data)} images in {seconds:.1f} s; "
+          f"saved to the cache as {path.name}.")
+    return FrozenTeacher(extras, key, path, loaded=False, seconds=seconds)

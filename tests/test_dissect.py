@@ -1,0 +1,335 @@
+"""Network dissection (kdlab.dissect) against a plain loop reference and hand-computed cases.
+
+`reference_dissect` below is the definition written for clarity (DESIGN §2.3): it holds every
+activation, takes np.quantile per unit, and loops over images and units. The vectorised,
+streaming `kdlab.dissect.dissect` must give the same thresholds and IoUs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdlab.data import ImageSet
+from kdlab.dissect import (Dissection, TopQuantile, concept_source, dissect, find_layer,
+                           layer_activations, load_model, quantile_threshold)
+from kdlab.models import get_model
+from kdlab.synthetic import make_concept_dataset
+from kdlab.train import CheckpointError, save_atomic
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain reference implementation
+
+def reference_dissect(model, layer, data, quantile=0.005, batch_size=64):
+    """Thresholds and (units × concepts) IoU by loops over images and units."""
+    source = concept_source(data)
+    captured = []
+    handle = find_layer(model, layer).register_forward_hook(lambda m, i, o: captured.append(o.float()))
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(source), batch_size):
+            model(source.take(range(start, min(start + batch_size, len(source))), masks=False).images)
+    handle.remove()
+    acts = torch.cat(captured)                                   # every activation, all images
+    n, units = acts.shape[:2]
+    a = acts.numpy()
+    thresholds = np.array([np.quantile(a[:, k].astype(np.float64).ravel(), 1 - quantile)
+                           for k in range(units)]).astype(np.float32)
+
+    concepts, categories, primary = source.concepts, source.categories, source.primary
+    mh, mw = source.mask_size
+    inter = np.zeros((units, len(concepts)), dtype=np.int64)
+    act_area = np.zeros((units, len(categories)), dtype=np.int64)
+    label_area = np.zeros(len(concepts), dtype=np.int64)
+    for i in range(n):
+        item = source.take([i])
+        pixel_maps = [(cat, layer_map.numpy()) for cat, maps in item.pixel.items() for layer_map in maps[0]]
+        image_labels = [(cat, int(c)) for cat, labels in item.scalar.items() for c in labels[0] if c != 0]
+        annotated = {cat for cat, m in pixel_maps if m.any()} | {cat for cat, _ in image_labels}
+        for _, m in pixel_maps:
+            for c in np.unique(m):
+                if c != 0:
+                    label_area[c] += (m == c).sum()
+        for _, c in image_labels:
+            label_area[c] += mh * mw
+        for k in range(units):
+            up = F.interpolate(acts[i:i + 1, k:k + 1], size=(mh, mw), mode="bilinear",
+                               align_corners=False)[0, 0].numpy()
+            mask = up > thresholds[k]
+            for ci, cat in enumerate(categories):
+                if cat in annotated:
+                    act_area[k, ci] += mask.sum()
+            for _, m in pixel_maps:
+                for c in np.unique(m[mask]):
+                    if c != 0:
+                        inter[k, c] += (mask & (m == c)).sum()
+            for _, c in image_labels:
+                inter[k, c] += mask.sum()
+    iou = np.zeros((units, len(concepts)))
+    for k in range(units):
+        for c in range(1, len(concepts)):
+            if primary[c] < 0:
+                continue
+            union = act_area[k, primary[c]] + label_area[c] - inter[k, c]
+            iou[k, c] = inter[k, c] / union if union > 0 else 0.0
+    return thresholds, iou
+
+
+def _model(arch="resnet8_w8", seed=0, in_channels=3):
+    torch.manual_seed(seed)
+    return get_model(arch, 12, in_channels).eval()
+
+
+@pytest.fixture(scope="module")
+def small():
+    return make_concept_dataset(n=96, seed=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Thresholds
+
+@pytest.mark.parametrize("n,q", [(1000, 0.005), (257, 0.05), (5, 0.3), (64, 0.5), (3, 0.9)])
+def test_streaming_quantile_equals_numpy(n, q):
+    g = torch.Generator().manual_seed(n)
+    values = torch.randn(7, n, generator=g).relu()  # many ties at zero, as after a ReLU
+    tq = TopQuantile(q, n)
+    for chunk in torch.split(values, 13, dim=1):
+        tq.update(chunk)
+    expected = np.quantile(values.double().numpy(), 1 - q, axis=1).astype(np.float32)
+    np.testing.assert_array_equal(tq.thresholds().numpy(), expected)
+    assert tq.top.shape[1] <= n - int(np.floor((1 - q) * (n - 1)))  # memory: units × k only
+
+
+def test_streaming_quantile_refuses_wrong_counts():
+    tq = TopQuantile(0.1, 10)
+    tq.update(torch.zeros(2, 6))
+    with pytest.raises(ValueError, match="expected 10"):
+        tq.thresholds()
+    with pytest.raises(ValueError, match="expect 10"):
+        tq.update(torch.zeros(2, 6))
+
+
+def test_quantile_threshold_fraction_above():
+    acts = torch.rand(50, 4, 6, 6)
+    t = quantile_threshold(acts, 0.01)
+    above = (acts > t.view(1, -1, 1, 1)).float().mean(dim=(0, 2, 3))
+    assert torch.all((above - 0.01).abs() < 1.0 / (50 * 36) + 1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dissection equals the reference
+
+@pytest.mark.parametrize("layer,quantile", [("layer3", 0.005), ("layer2", 0.02)])
+def test_dissect_equals_reference(small, layer, quantile):
+    model = _model()
+    thresholds, iou = reference_dissect(model, layer, small, quantile)
+    result = dissect(model, layer, small, quantile=quantile, batch_size=40, progress=False,
+                     chunk_elements=5000)  # forces many chunks per batch
+    np.testing.assert_array_equal(result.thresholds.numpy(), thresholds)
+    np.testing.assert_allclose(result.iou.numpy(), iou, rtol=0, atol=1e-12)
+    best = iou[:, 1:].argmax(1) + 1
+    table = result.table
+    assert [small.concepts[c] if iou[k, c] > 0 else "-" for k, c in enumerate(best)] == list(table.concept)
+    assert list(table.detector) == [bool(iou[k, c] > 0.05) for k, c in enumerate(best)]
+
+
+def test_batch_size_and_chunking_do_not_change_the_result(small):
+    model = _model(seed=1)
+    a = dissect(model, "layer3", small, quantile=0.01, batch_size=96, progress=False)
+    b = dissect(model, "layer3", small, quantile=0.01, batch_size=17, progress=False, chunk_elements=3000)
+    assert torch.equal(a.intersection, b.intersection)
+    assert torch.equal(a.activation_area, b.activation_area)
+    assert torch.equal(a.label_area, b.label_area)
+    assert a.table.equals(b.table)
+    assert torch.equal(a.top_images, b.top_images)
+
+
+def test_same_seed_same_table():
+    tables = []
+    for _ in range(2):
+        data = make_concept_dataset(n=48, seed=11)
+        tables.append(dissect(_model(seed=5), "layer3", data, quantile=0.02, progress=False).table)
+    assert tables[0].equals(tables[1])
+
+
+def test_top_images_are_the_most_activating(small):
+    model = _model(seed=2)
+    result = dissect(model, "layer3", small, progress=False, top_images=5)
+    peak = layer_activations(model, "layer3", small.images).amax(dim=(2, 3))   # (N, units)
+    expected = peak.topk(5, dim=0).values.T
+    torch.testing.assert_close(result.top_values, expected)
+    assert torch.equal(peak.gather(0, result.top_images.T).T, result.top_values)
+
+
+# ---------------------------------------------------------------------------------------------
+# The definition on a case computed by hand
+
+class _Channel0(nn.Module):
+    """A 'network' whose single unit is the image's first channel: activations chosen by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Identity()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.layer(x[:, :1])
+
+
+def test_hand_computed_iou():
+    images = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    images[0, 0, :2, :2] = 255        # image 0: the unit fires on the top-left 2×2
+    images[1, 0, 3, 2:] = 255         # image 1: it fires on two pixels, where nothing is annotated
+    obj = torch.zeros(2, 4, 4, dtype=torch.uint8)
+    obj[0, :2, :2] = 1
+    obj[0, 3, 3] = 1                  # "thing" covers 5 pixels of image 0; image 1 has no object
+    data = ImageSet(images, torch.zeros(2, dtype=torch.long), ["c"], masks={"object": obj},
+                    image_labels={"scene": torch.tensor([3, 4])},
+                    concepts=["-", "thing", "other", "sky", "sea"],
+                    concept_categories=["", "object", "object", "scene", "scene"])
+    # 6 of 32 values are 1: np.quantile at 0.82 interpolates between 0 and 1 (T = 0.42).
+    result = dissect(_Channel0(), "layer", data, quantile=0.18, iou_threshold=0.5, progress=False)
+    iou = result.iou[0]
+    assert iou[1].item() == pytest.approx(4 / (4 + 5 - 4))     # object area only where annotated
+    assert iou[2].item() == 0.0
+    assert iou[3].item() == pytest.approx(4 / (6 + 16 - 4))    # scene: a whole-image mask
+    assert iou[4].item() == pytest.approx(2 / (6 + 16 - 2))
+    row = result.table.iloc[0]
+    assert (row.concept, row.category, bool(row.detector)) == ("thing", "object", True)
+    assert result.counts.to_dict() == {"object": 1, "scene": 0}
+    assert result.with_threshold(0.9).counts.to_dict() == {"object": 0, "scene": 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Results, errors, checkpoints
+
+def test_save_csv_json_roundtrip(tmp_path, small):
+    result = dissect(_model(), "layer3", small, quantile=0.02, progress=False)
+    csv_path, json_path = result.save(tmp_path / "dissection")
+    import pandas as pd
+
+    table = pd.read_csv(csv_path, keep_default_na=False)
+    assert list(table.columns) == ["unit", "concept", "category", "iou", "detector"]
+    assert len(table) == result.units == 32
+    record = json.loads(json_path.read_text())
+    assert record["counts"] == result.counts.to_dict()
+    back = Dissection.from_json(json_path)
+    assert torch.equal(back.intersection, result.intersection)
+    assert back.table.equals(result.table)
+    assert "detectors" in result._repr_html_()
+
+
+def test_lower_threshold_never_fewer_detectors(small):
+    result = dissect(_model(), "layer3", small, quantile=0.02, progress=False)
+    assert result.with_threshold(0.04).detectors >= result.detectors >= result.with_threshold(0.2).detectors
+
+
+def test_unknown_layer_lists_layers(small):
+    with pytest.raises(KeyError, match=r"no layer 'layer9'.*layer1.*layer3\.0\.conv1"):
+        dissect(_model(), "layer9", small, progress=False)
+
+
+def test_dataset_without_masks_is_refused():
+    plain = ImageSet(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), ["a"])
+    with pytest.raises(ValueError, match="no concept annotations"):
+        dissect(_model(), "layer3", plain, progress=False)
+
+
+def test_missing_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model("resnet8_w8", tmp_path / "missing.pt", num_classes=12)
+
+
+def test_load_model_formats(tmp_path):
+    model = _model(seed=4)
+    expected = model.state_dict()
+    save_atomic({"model": {f"module.{k}": v for k, v in expected.items()}, "epoch": 90}, tmp_path / "ddp.pt")
+    torch.save(expected, tmp_path / "plain.pt")
+    save_atomic({"key": "k", "complete": True, "model": expected}, tmp_path / "kdlab.pt")
+    for name in ("ddp.pt", "plain.pt", "kdlab.pt"):
+        loaded = load_model("resnet8_w8", tmp_path / name, num_classes=12)
+        assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())
+    save_atomic({"key": "k", "complete": False, "epoch": 1, "model": expected}, tmp_path / "half.pt")
+    with pytest.raises(CheckpointError, match="unfinished"):
+        load_model("resnet8_w8", tmp_path / "half.pt", num_classes=12)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model("resnet8", tmp_path / "plain.pt", num_classes=12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground-truth saliency scores and the notebook 04 helpers (kdlab.saliency_scores, kdlab.han)
+
+def test_ground_truth_scores_by_hand():
+    from kdlab.saliency_scores import ground_truth_scores
+
+    obj = torch.zeros(2, 4, 4, dtype=torch.uint8)
+    obj[:, :2, :2] = 1                                   # 4 object pixels per image, 12 background
+    part = torch.zeros_like(obj)
+    part[:, 0, 0] = 1
+    perfect = ground_truth_scores(obj.float() * 3, obj, part)
+    assert perfect == {"accuracy": 1.0, "precision": 1.0, "recall": 1.0, "fpr": 0.0,
+                       "salient_fraction": 0.25, "part_recall": 1.0}
+    sal = torch.zeros(2, 4, 4)
+    sal[:, 0, :] = 1.0                                   # the top row: 2 object + 2 background pixels
+    sal[:, 1, 1] = 0.4                                   # below half the maximum: not salient
+    s = ground_truth_scores(sal, obj, part, level=0.5)
+    assert (s["precision"], s["recall"], s["fpr"]) == (0.5, 0.5, pytest.approx(2 / 12))
+    assert s["accuracy"] == pytest.approx((4 + 20) / 32)
+    assert ground_truth_scores(torch.zeros(2, 4, 4), obj)["salient_fraction"] == 0.0
+    with pytest.raises(ValueError, match="differ"):
+        ground_truth_scores(sal[:, :3], obj)
+
+
+def test_saliency_maps_shapes(small):
+    from kdlab.saliency_scores import saliency_maps, score_model
+
+    model = _model()
+    cam = saliency_maps(model, small, "gradcam", "layer3", n=10)
+    grad = saliency_maps(model, small, "input_gradient", n=10)
+    assert cam.shape == grad.shape == (10, 32, 32) and cam.min() >= 0 and grad.min() >= 0
+    scores = score_model(model, small, n=10)
+    assert 0 <= scores["precision"] <= 1 and 0 <= scores["fpr"] <= 1
+    with pytest.raises(ValueError, match="unknown saliency method"):
+        saliency_maps(model, small, "lime", n=2)
+
+
+def test_han_helpers(small, tmp_path):
+    from kdlab import han
+
+    grey_like = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), ["a"])
+    grey = han.concept_data("synthetic", like=grey_like, n=20)
+    assert grey.images.shape == (20, 1, 28, 28) and grey.masks["object"].shape == (20, 28, 28)
+    assert len(han.concept_data("synthetic", like=small, n=30)) == 30
+    with pytest.raises(FileNotFoundError, match="get_broden"):
+        han.concept_data("broden", root=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="unknown kinds"):
+        han.imagenet_models("resnet18", {"distilled": ["x.pt"]})
+    assert han.resolve("checkpoints/a.pt").endswith("checkpoints/a.pt") and han.resolve("/a.pt") == "/a.pt"
+    models = {"scratch": [(0, _model(seed=0)), (1, _model(seed=1))], "kd": [(0, _model(seed=2))]}
+    results, table, sweep = han.dissect_models(models, "layer3", small, quantile=0.02, progress=False,
+                                               sweep=[0.02, 0.1])
+    assert len(results) == 3 and list(table.kind) == ["scratch", "scratch", "kd"]
+    assert list(sweep["quantile"]) == [0.02, 0.1] * 3
+    assert list(sweep[sweep["quantile"] == 0.02].detectors) == list(table.detectors)
+    mean, spread, n = han.mean_and_spread(table, ["detectors"])
+    assert n.to_dict() == {"scratch": 2, "kd": 1} and spread.loc["kd", "detectors"] == 0.0
+
+
+def test_several_quantiles_in_one_call_equal_separate_calls(small):
+    model = _model(seed=6)
+    several = dissect(model, "layer3", small, quantile=[0.005, 0.05], progress=False)
+    for q, r in zip((0.005, 0.05), several):
+        alone = dissect(model, "layer3", small, quantile=q, progress=False)
+        assert r.quantile == q and torch.equal(r.thresholds, alone.thresholds)
+        assert torch.equal(r.intersection, alone.intersection) and r.table.equals(alone.table)
+    tq = TopQuantile([0.1, 0.3], 50)
+    values = torch.rand(3, 50)
+    tq.update(values)
+    expected = np.quantile(values.double().numpy(), [0.9, 0.7], axis=1).astype(np.float32)
+    np.testing.assert_array_equal(tq.thresholds().numpy(), expected)

@@ -1,0 +1,126 @@
+"""The e²KD loss and objective (kdlab.losses.e2kd_loss, ExplanationDistillation)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kdlab.bcos_models  # noqa: F401
+from kdlab.data import Batch, load_dataset
+from kdlab.explain import explanation_pass
+from kdlab.losses import ExplanationDistillation, e2kd_loss, explanation_loss, kd_loss
+from kdlab.models import get_model
+from kdlab.train import TrainConfig, fit
+
+
+def _hand_cosine_loss(a, b):
+    a, b = a.reshape(len(a), -1).double(), b.reshape(len(b), -1).double()
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+    return (1 - cos).mean()
+
+
+def test_e2kd_loss_against_a_hand_computation():
+    g = torch.Generator().manual_seed(0)
+    s_logits, t_logits = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    s_maps, t_maps = torch.rand(5, 1, 6, 6, generator=g), torch.rand(5, 1, 6, 6, generator=g)
+    y = torch.randint(7, (5,), generator=g)
+    T, alpha, lam = 3.0, 0.7, 2.5
+    p_t = F.softmax(t_logits.double() / T, 1)
+    kl = (p_t * (p_t.log() - F.log_softmax(s_logits.double() / T, 1))).sum(1).mean()
+    ce = -F.log_softmax(s_logits.double(), 1)[torch.arange(5), y].mean()
+    expected = alpha * T**2 * kl + (1 - alpha) * ce + lam * _hand_cosine_loss(s_maps, t_maps)
+    got = e2kd_loss(s_logits, t_logits, s_maps, t_maps, y, T, alpha, lam)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    # λ = 0 is plain KD; identical maps (up to scale) cost nothing
+    assert e2kd_loss(s_logits, t_logits, s_maps, t_maps, y, T, alpha, 0.0) == kd_loss(s_logits, t_logits, y, T, alpha)
+    assert explanation_loss(t_maps, 4 * t_maps).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="lam"):
+        e2kd_loss(s_logits, t_logits, s_maps, t_maps, y, lam=-1.0)
+
+
+def test_explanation_loss_resizes_the_student_map():
+    student = torch.rand(3, 1, 8, 8)
+    teacher = F.interpolate(student, size=(32, 32), mode="bilinear", align_corners=False)
+    assert explanation_loss(student, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="differ"):
+        explanation_loss(torch.rand(3, 2, 8, 8), torch.rand(3, 1, 8, 8))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("synthetic", "train", n=64, seed=3)
+
+
+def test_objective_explains_the_teachers_top1_class(data):
+    torch.manual_seed(0)
+    teacher, student = get_model("resnet8", 12).eval(), get_model("resnet8_w8", 12).eval()
+    x = data.float_images(torch.arange(16))
+    batch = Batch(x=x, y=data.labels[:16], index=torch.arange(16))
+    objective = ExplanationDistillation(temperature=4.0, alpha=0.5, lam=3.0, method="gradcam")
+    loss, logits = objective(student, teacher, batch)
+    t_logits, t_maps = explanation_pass(teacher, x, None, "gradcam", size=(32, 32))
+    s_logits, s_maps = explanation_pass(student, x, t_logits.argmax(1), "gradcam", size=(32, 32))
+    expected = kd_loss(s_logits, t_logits, batch.y, 4.0, 0.5) + 3.0 * _hand_cosine_loss(s_maps, t_maps)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(logits.detach(), s_logits)
+    loss.backward()
+    assert student.conv1.weight.grad.abs().sum() > 0
+    assert objective.config() == {"objective": "e2kd", "temperature": 4.0, "alpha": 0.5, "lam": 3.0,
+                                  "method": "gradcam", "layer": None, "teacher_layer": None}
+
+
+def test_objective_validates(data):
+    with pytest.raises(ValueError, match="unknown explanation method"):
+        ExplanationDistillation(method="lrp")
+    with pytest.raises(ValueError, match="lam"):
+        ExplanationDistillation(lam=-0.5)
+    student = get_model("resnet8_w8", 12)
+    batch = Batch(x=data.float_images(torch.arange(4)), y=data.labels[:4], index=torch.arange(4),
+                  extras={"teacher_logits": torch.randn(4, 12)})
+    with pytest.raises(ValueError, match="teacher_maps"):
+        ExplanationDistillation(lam=1.0)(student, None, batch)
+    with pytest.raises(ValueError, match="needs a teacher"):
+        ExplanationDistillation(lam=1.0)(student, None, Batch(batch.x, batch.y, batch.index))
+    loss, _ = ExplanationDistillation(lam=0.0)(student, None, batch)  # λ = 0: KD from stored logits
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("method,teacher_arch,student_arch", [
+    ("gradcam", "resnet8", "resnet8_w8"),
+    ("bcos", "bcos_resnet8_w8", "bcos_resnet8_w8"),
+    ("input_x_gradient", "resnet8", "resnet8_w8"),
+])
+def test_fit_trains_with_e2kd(data, method, teacher_arch, student_arch):
+    torch.manual_seed(0)
+    teacher, student = get_model(teacher_arch, 12), get_model(student_arch, 12)
+    before = [p.detach().clone() for p in student.parameters()]
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.01, optimizer="adam" if method == "bcos" else "sgd")
+    history = fit(student, data, ExplanationDistillation(4.0, 0.9, 1.0, method), cfg, teacher=teacher,
+                  device="cpu", progress=False)
+    assert len(history) == 1 and torch.isfinite(torch.tensor(history[0]["loss"]))
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, student.parameters()))
+    assert all(p.grad is None for p in teacher.parameters())  # the teacher is never trained
+
+
+def test_e2kd_pulls_the_students_explanation_towards_the_teachers(data):
+    """A few steps with a large λ raise the teacher-student explanation similarity."""
+    torch.manual_seed(0)
+    teacher, student = get_model("resnet8", 12).eval(), get_model("resnet8_w8", 12)
+    x = data.float_images()
+    objective = ExplanationDistillation(4.0, 1.0, lam=10.0, method="gradcam")
+    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+    batch = Batch(x=x, y=data.labels, index=torch.arange(len(x)))
+    t_logits, t_maps = objective.teacher_outputs(teacher, batch)
+
+    def similarity():
+        student.eval()
+        _, s_maps = explanation_pass(student, x, t_logits.argmax(1), "gradcam", size=(32, 32))
+        student.train()
+        return 1 - explanation_loss(s_maps, t_maps).item()
+
+    start = similarity()
+    for _ in range(15):
+        loss, _ = objective(student, teacher, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert similarity() > start + 0.05
