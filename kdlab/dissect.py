@@ -620,21 +620,31 @@ def show_unit(model, layer: str, data, result: Dissection, unit: int, k: int = 6
 
 
 def unit_browser(model, layer: str, data, result: Dissection, unit: int | None = None, k: int = 6):
-    """An ipywidgets menu of units (best IoU first) that redraws `show_unit` (notebook 03)."""
+    """An ipywidgets menu of units (best IoU first) that redraws `show_unit` (notebook 03).
+
+    Figures are placed in the Output widget with `append_display_data` rather than captured
+    with `with out:`: capturing swaps the kernel's parent message, which under headless
+    execution (papermill, nbval) occasionally left the cell waiting forever.
+    """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
     table = result.table.sort_values("iou", ascending=False)
     options = [(f"unit {r.unit}: {r.concept} ({r.category or '-'}) IoU {r.iou:.3f}"
                 + (" *" if r.detector else ""), int(r.unit)) for r in table.itertuples()]
-
-    def draw(unit):
-        show_unit(model, layer, data, result, unit, k)
-        plt.show()
-
     menu = widgets.Dropdown(options=options, value=int(table.unit.iloc[0]) if unit is None else unit,
                             description="unit", layout=widgets.Layout(width="420px"))
-    return widgets.interactive(draw, unit=menu)
+    out = widgets.Output()
+
+    def draw(chosen):
+        fig = show_unit(model, layer, data, result, chosen, k)
+        out.outputs = ()
+        out.append_display_data(fig)
+        plt.close(fig)
+
+    menu.observe(lambda change: draw(change["new"]), names="value")
+    draw(menu.value)
+    return widgets.VBox([menu, out])
 
 
 def head(data, n: int):

@@ -105,6 +105,15 @@ def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = 
     return params
 
 
+LITERAL_TYPES = (bool, int, float, str, list, tuple, dict, type(None))
+
+
+def literal_globals(namespace: dict) -> dict:
+    """The user's globals holding plain literal values (IPython's own `In`/`Out`/_ names excluded)."""
+    return {k: v for k, v in namespace.items()
+            if not k.startswith("_") and k not in ("In", "Out") and isinstance(v, LITERAL_TYPES)}
+
+
 def check_params(namespace: dict, rules: dict | None = None, defaults: dict | None = None) -> dict:
     """Validate the notebook's parameters (see the module docstring) and return them as a dict.
 
@@ -115,8 +124,12 @@ def check_params(namespace: dict, rules: dict | None = None, defaults: dict | No
     if defaults is None:
         history = namespace.get("In") or []
         defaults, injected = declared_parameters(list(history)[:-1])  # [-1] is this very cell
+        if not defaults and not injected:
+            # Executed without input history (nbval does this): nothing was injected, so the
+            # notebook's literal-valued globals are its parameters.
+            defaults = literal_globals(namespace)
         if not defaults:
-            raise ParameterError("no parameters cell found: it must run just before this cell and "
+            raise ParameterError("no parameters cell found: it must run before this cell and "
                                  "hold only `name = literal` assignments")
     STARTED["time"] = time.time()
     params = validate(namespace, defaults, injected, rules)

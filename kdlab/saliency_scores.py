@@ -46,7 +46,7 @@ def input_gradient(model, images: torch.Tensor, target: torch.Tensor) -> torch.T
 
 
 def saliency_maps(model, data: ImageSet, method: str = "gradcam", layer: str = "layer3",
-                  n: int | None = None, batch_size: int = 256) -> torch.Tensor:
+                  n: int | None = None, batch_size: int = 500) -> torch.Tensor:
     """Saliency maps (N, H, W) of the true class for the first `n` images of `data`."""
     model = _module(model)
     was_training = model.training

@@ -61,4 +61,13 @@ def test_range_and_choice_rules():
 def test_explicit_defaults_outside_a_notebook():
     assert validate({"a": 2}, {"a": 1}, {})["a"] == 2
     with pytest.raises(ParameterError, match="no parameters cell"):
-        check_params({"In": ["", "x = f()", "check"]})
+        check_params({"In": ["", "x = f()", "check"]}, rules={"x": (0, 1)})
+
+
+def test_without_input_history_the_literal_globals_are_the_parameters():
+    # nbval executes cells without storing input history: nothing can be injected then
+    ns = {"In": [""], "Out": {}, "_i1": "x", "epochs": 6, "name": "a", "torch": object()}
+    p = check_params(ns, rules={"epochs": (1, 10)})
+    assert p == {"epochs": 6, "name": "a"}
+    with pytest.raises(ParameterError, match="out of range"):
+        check_params({**ns, "epochs": 0}, rules={"epochs": (1, 10)})
