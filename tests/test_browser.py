@@ -143,16 +143,16 @@ def test_book_page_shows_figure_widget_and_formulas_offline(browser, served_book
     page.wait_for_function(
         "n => Array.from(document.querySelectorAll('.widget-subarea')).filter(e => e.children.length).length >= n",
         arg=expected_views, timeout=30_000)
+    control = page.locator(".widget-subarea .widget-slider, .widget-subarea .widget-dropdown, "
+                           ".widget-subarea .widget-toggle-buttons, .widget-subarea .widget-checkbox").first
     if has_control:
-        page.locator(".widget-subarea .widget-slider, .widget-subarea .widget-dropdown, "
-                     ".widget-subarea .widget-toggle-buttons, .widget-subarea .widget-checkbox").first.wait_for(
-            state="visible", timeout=10_000)
+        control.wait_for(state="visible", timeout=10_000)
     figures = page.eval_on_selector_all(".cell_output img", "els => els.map(e => e.complete && e.naturalWidth)")
     assert figures and all(w and w > 0 for w in figures), f"figures did not load: {figures}"
     if page.locator(".math").count():
         page.locator("mjx-container").first.wait_for(state="attached", timeout=20_000)
 
-    target = page.locator(".widget-subarea .widget-slider").first if has_control else page.locator(".widget-subarea").first
+    target = control if has_control else page.locator(".widget-subarea").first
     target.evaluate("e => e.scrollIntoView({block: 'center'})")
     page.wait_for_timeout(300)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
