@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from .params import literal_assignments
 from .paths import PROJECT_ROOT
 from .results import write_json_atomic
 
@@ -62,9 +63,7 @@ def load_params_file(name: str | None) -> tuple[str, dict]:
 def notebook_parameters(nb: Path, spec: dict) -> dict:
     """The parameters a parameter file gives one notebook: the shared `all` values it
     declares, then its own section (whose names the notebook itself validates)."""
-    import papermill
-
-    declared = papermill.inspect_notebook(str(nb))
+    declared = declared_parameters(nb)
     params = {k: v for k, v in (spec.get("all") or {}).items() if k in declared}
     sections = spec.get("notebooks") or {}
     known = {p.stem for p in notebooks()}
@@ -76,6 +75,16 @@ def notebook_parameters(nb: Path, spec: dict) -> dict:
         if nb.stem.startswith(section):
             params.update(values or {})
     return params
+
+
+def declared_parameters(nb: Path) -> dict:
+    """{name: default} of a notebook's `parameters` cell, parsed like kdlab.check_params does
+    (papermill's own inspection misreads comments that contain '=')."""
+    cells = json.loads(nb.read_text())["cells"]
+    for cell in cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return literal_assignments("".join(cell["source"])) or {}
+    return {}
 
 
 def is_complete(executed: Path) -> bool:
