@@ -12,6 +12,13 @@ matplotlib, ipywidgets, papermill, bcos) is imported inside the functions that n
     course            the course's shared teacher and students             (notebooks 01, 02, 04)
     params, results   notebook parameters and results files                (notebook 00)
     plots             figures                                              (notebooks 00-02)
+    run               the papermill course runner behind `make run`
+    dissect, broden   network dissection; the Broden format                (notebook 03)
+    han, saliency_scores   Han et al.'s experiment; ground-truth heatmap scores (notebook 04)
+    explain, explain_metrics, frozen, e2kd, bcos_models   e²KD               (notebooks 05, 06)
+    realdata, imagenet   Waterbirds, VOC, ImageNet folders (full runs)
+    distributed, cli  torchrun / DistributedDataParallel, one run from the command line
+    book              the Jupyter Book (`make book`)
 """
 
 __version__ = "0.1.0"
