@@ -124,3 +124,73 @@ def test_e2kd_pulls_the_students_explanation_towards_the_teachers(data):
         loss.backward()
         opt.step()
     assert similarity() > start + 0.05
+
+
+# --- the experiment helpers of notebooks 05 and 06 (kdlab.e2kd) ----------------------------------
+
+def test_recipe_turns_steps_into_epochs():
+    from kdlab.e2kd import StudentRecipe
+
+    recipe = StudentRecipe(steps=250, batch_size=64, optimizer="adam", lr=3e-3)
+    cfg = recipe.config(n_images=240, seed=3)        # 3 steps per epoch
+    assert (cfg.epochs, cfg.batch_size, cfg.seed, cfg.weight_decay) == (84, 64, 3, 0.0)
+    assert recipe.config(n_images=40, seed=0).batch_size == 40  # never more than the data
+    assert recipe.objective("kd").lam == 0.0 and recipe.objective("e2kd").lam == recipe.lam
+    with pytest.raises(ValueError, match="student kind"):
+        recipe.objective("scratch")
+
+
+def test_shortcut_data_flips_the_backgrounds():
+    from kdlab.e2kd import shortcut_data
+    from kdlab.synthetic import CONCEPT_NUMBER, SCENES, designated_scene
+
+    d = shortcut_data("synthetic", correlation=1.0, n_student=60, n_test=40)
+    assert d["teacher_train"] is None and len(d["student_train"]) == 60 and len(d["test_ood"]) == 40
+
+    def designated(data):
+        wanted = torch.tensor([CONCEPT_NUMBER[SCENES[designated_scene(int(c))]] for c in data.labels])
+        return (data.image_labels["scene"] == wanted).float().mean().item()
+
+    assert designated(d["student_train"]) == 1.0 and designated(d["test_in"]) == 1.0
+    assert designated(d["test_ood"]) == 0.0
+    with pytest.raises(ValueError, match="unknown dataset"):
+        shortcut_data("imagenet")
+
+
+def test_train_students_and_report(tmp_path, monkeypatch, data):
+    import kdlab.frozen
+    import kdlab.train
+    from kdlab import e2kd
+
+    monkeypatch.setattr(kdlab.train, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(kdlab.frozen, "CACHE_DIR", tmp_path)
+    torch.manual_seed(0)
+    teacher = get_model("resnet8", 12).eval()
+    recipe = e2kd.StudentRecipe(steps=2, batch_size=32)
+    students = e2kd.train_students(data, teacher, recipe, seed=0, name="t", device="cpu")
+    assert set(students) == {"kd", "e2kd", "frozen_seconds"}
+    assert students["kd"].key != students["e2kd"].key
+    test = load_dataset("synthetic", "test", n=24, seed=3)
+    view = e2kd.teacher_view(teacher, test)
+    row = e2kd.report(students["e2kd"].model, test, view)
+    assert set(row) == {"accuracy", "agreement", "similarity", "epg", "iou"}
+    assert e2kd.report(teacher, test, view)["agreement"] == 1.0
+    again = e2kd.train_students(data, teacher, recipe, seed=0, name="t", device="cpu")
+    assert again["kd"].loaded and again["e2kd"].loaded and again["frozen_seconds"] == 0.0
+
+
+def test_pretrained_bcos_weights_offline_error(monkeypatch):
+    import urllib.error
+
+    from kdlab.bcos_models import bcos_imagenet_model
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(RuntimeError, match="need internet once"):
+        bcos_imagenet_model("bcos_resnet18", pretrained=True)
+    with pytest.raises(ValueError, match="1000 classes"):
+        bcos_imagenet_model("bcos_resnet18", num_classes=10, pretrained=True)
+    small = bcos_imagenet_model("bcos_resnet18", num_classes=10)   # no download without weights
+    assert small(torch.rand(1, 3, 64, 64)).shape == (1, 10)

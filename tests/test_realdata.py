@@ -107,3 +107,13 @@ def test_voc_labels_boxes_and_masks(voc_root):
 def test_voc_missing_gives_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="VOCdevkit/VOC2012/JPEGImages"):
         realdata.load_voc("train", root=tmp_path)
+
+
+def test_shortcut_data_from_waterbirds(waterbirds_root):
+    from kdlab.e2kd import shortcut_data
+
+    d = shortcut_data("waterbirds", root=waterbirds_root, size=8)
+    assert len(d["teacher_train"]) == 1 and len(d["student_train"]) == 3
+    assert (d["test_in"].labels == d["test_in"].image_labels["place"]).all()
+    assert (d["test_ood"].labels != d["test_ood"].image_labels["place"]).all()
+    assert len(d["test_in"]) + len(d["test_ood"]) == 4
