@@ -224,7 +224,7 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
         scheduler.load_state_dict(state["scheduler"])
         history, start_epoch = state["history"], state["epoch"]
         if start_epoch and start_epoch < cfg.epochs and rank == 0:
-            print(f"Resuming {desc} from {checkpoint} after epoch {start_epoch}/{cfg.epochs}")
+            print(f"Resuming {desc} from {Path(checkpoint).name} after epoch {start_epoch}/{cfg.epochs}")
     train_model = model
     if world > 1:
         _same_start_everywhere(start_epoch, checkpoint, device)
