@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(PY) -m kdlab.run --params $(PARAMS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(RUN),--out $(RUN))
+	$(PY) -m kdlab.tools.run --params $(PARAMS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(RUN),--out $(RUN))
 
 test: setup browser
 	$(PY) -m pytest
@@ -29,7 +29,7 @@ test: setup browser
 # The Jupyter Book (HTML in book/_build/html), offline, warnings as errors: from the committed
 # notebooks, or from a run folder's executed notebooks and results (make book RUN=runs/cpu).
 book: setup
-	$(PY) -m kdlab.book $(if $(RUN),--run $(RUN))
+	$(PY) -m kdlab.tools.book $(if $(RUN),--run $(RUN))
 
 # Headless Chromium for tests/test_browser.py: the Debian package, installed when missing and
 # root (CI); elsewhere the browser tests are skipped with the reason.

@@ -145,7 +145,7 @@ def main():
 
     import torch
 
-    from kdlab.data import load_dataset
+    from kdlab.datasets import load_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         args.data = f"{tmp}/data.pt"

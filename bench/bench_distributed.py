@@ -1,6 +1,6 @@
 """One configuration trained with 1, 2, ... processes under torchrun, side by side.
 
-Runs `torchrun --standalone --nproc_per_node=N -m kdlab.cli train <args>` for each N, reads
+Runs `torchrun --standalone --nproc_per_node=N -m kdlab.scale.cli train <args>` for each N, reads
 each run's results file and checkpoint, and prints the training images/s (epochs after the
 first), the speed-up over the first N, and how far each run's final weights are from the
 first run's (the same global batches, so only BatchNorm's per-process statistics and
@@ -10,7 +10,7 @@ floating-point summation order separate them; see tests/test_distributed.py).
     python bench/bench_distributed.py --nproc 1,2,4,8 -- --device cuda --dataset cifar100 \\
         --arch resnet8x4 --epochs 3 --batch-size 512 --no-evaluate   # a multi-GPU machine (NCCL)
 
-Arguments after `--` go to kdlab.cli (they replace the CPU defaults below).
+Arguments after `--` go to kdlab.scale.cli (they replace the CPU defaults below).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         for n in counts:
             ckpt, results = Path(tmp) / f"n{n}.pt", Path(tmp) / f"n{n}.json"
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-                   "-m", "kdlab.cli", "train", *cli_args, "--checkpoint", str(ckpt), "--results", str(results)]
+                   "-m", "kdlab.scale.cli", "train", *cli_args, "--checkpoint", str(ckpt), "--results", str(results)]
             threads = args.threads or max(1, (os.cpu_count() or 1) // n)
             env = {**os.environ, "KDLAB_RUN_DIR": tmp, "OMP_NUM_THREADS": str(threads)}
             run = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                          result["environment"], threads))
     base_n, base_rate, base_weights, environment, _ = rows[0]
     print(f"device {environment['device_name']} ({environment['device']}), torch {environment['torch']}; "
-          f"kdlab.cli {' '.join(cli_args)}")
+          f"kdlab.scale.cli {' '.join(cli_args)}")
     print(f"{'processes':>9} {'threads':>8} {'images/s':>10} {'speed-up':>9} {'max |w - w_' + str(base_n) + '|':>14}")
     for n, rate, weights, _, threads in rows:
         diff = max((weights[k].float() - base_weights[k].float()).abs().max().item()

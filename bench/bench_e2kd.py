@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import kdlab.bcos_models  # noqa: E402,F401
+import kdlab.experiments.bcos_models  # noqa: E402,F401
 from kdlab.data import Batch  # noqa: E402
 from kdlab.explain import explanation_pass  # noqa: E402
 from kdlab.losses import Distillation, ExplanationDistillation  # noqa: E402

@@ -1,4 +1,4 @@
-"""How fast kdlab.imagenet feeds training: decoded, augmented images/s by worker count, side by side.
+"""How fast kdlab.scale.imagenet feeds training: decoded, augmented images/s by worker count, side by side.
 
 Writes ImageNet-like JPEGs (default 500×375, quality 90, ~100 KB like ILSVRC's) into a
 temporary class-folder tree, then times one training epoch of `ImageFolderData.loader`
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdlab.imagenet import ImageFolderData
+from kdlab.scale.imagenet import ImageFolderData
 from kdlab.train import pick_device
 
 

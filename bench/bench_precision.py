@@ -1,7 +1,7 @@
 """Training throughput in eager float32 against bf16 + channels_last + torch.compile, side by side.
 
 Objectives: scratch (cross-entropy), KD with the teacher run online, KD with stored teacher
-logits, e²KD (GradCAM) online and with frozen explanations (kdlab.frozen). Modes: "eager"
+logits, e²KD (GradCAM) online and with frozen explanations (kdlab.experiments.frozen). Modes: "eager"
 (float32, no channels_last, no torch.compile) against "fast" (bf16 autocast + channels_last
 + torch.compile; fit uses bf16 and channels_last only on CUDA, so on a CPU "fast" means
 compile alone) and, with --modes eager,bf16,fast, "bf16" (the same without compile). Every configuration trains a fresh student with the same seed on the same
@@ -57,7 +57,7 @@ def objective_and_extras(name: str, teacher, data: ImageSet, device):
 
     extras = None
     if name == "e2kd_frozen":
-        from kdlab.frozen import compute_teacher_outputs
+        from kdlab.experiments.frozen import compute_teacher_outputs
 
         extras = compute_teacher_outputs(teacher, data, "gradcam", device=device)
     return ExplanationDistillation(4.0, 0.9, lam=1.0, method="gradcam"), extras
@@ -83,7 +83,7 @@ def measure_dissect(args, mode: str, device) -> float:
     """
     from contextlib import nullcontext
 
-    from kdlab.data import load_dataset
+    from kdlab.datasets import load_dataset
     from kdlab.dissect import dissect
 
     data = load_dataset("synthetic", "test", n=args.dissect_images, size=args.size)

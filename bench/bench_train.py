@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from kdlab.data import load_dataset
+from kdlab.datasets import load_dataset
 from kdlab.losses import CrossEntropy, Distillation
 from kdlab.metrics import predict
 from kdlab.models import get_model

@@ -19,7 +19,7 @@ def main():
     args = ap.parse_args()
     import torchvision
 
-    from kdlab.data import load_dataset
+    from kdlab.datasets import load_dataset
 
     root = Path(args.root)
     for name in args.datasets:

@@ -1,40 +1,150 @@
-"""The Broden concept dataset on disk: a checked reader, and a writer for our own data.
+"""Concept data for network dissection: the synthetic dataset in memory, or a Broden folder.
 
-Taught in notebook 03 (dissecting on Broden) and used by the full run of notebook 04.
-Format (DESIGN §2.3, Bau et al. 2017; broden1_224 has 63,305 images of 224×224, masks 112×112):
+Taught in notebook 03 (what dissection needs: images with per-pixel concept labels) and used
+by notebook 04. `concept_data(name)` gives either; `concept_source` shows both through one
+view, batches of images with their annotations (`ConceptBatch`), which is all that
+kdlab.dissect reads.
 
-- index.csv: image,split,ih,iw,sh,sw and one column per category (color, object, material,
-  part, scene, texture). A cell holds `;`-separated values: an integer is an image-level label
-  (the whole image), a file name is a PNG segmentation whose pixel label is R + 256·G.
+The Broden format (Bau et al. 2017; broden1_224 has 63,305 images of 224×224, masks 112×112):
+
+- index.csv: columns image,split,ih,iw,sh,sw,color,object,material,part,scene,texture. A
+  category's cell holds values separated by `;`: an integer is an image-level label (a mask
+  covering the whole image), a file name is a PNG segmentation whose pixel label is R + 256·G.
   Paths are relative to <root>/images/.
 - label.csv: number,name,category,frequency,coverage,syns, where category reads like
   `object(1203);part(4)` (images per category).
 - category.csv: name,first,last,count,frequency (one row per category, in column order).
-- c_<category>.csv: code,number,name,frequency,coverage; a label's *primary* category is the
-  one where its coverage is largest (as NetDissect-Lite).
+- c_<category>.csv: code,number,name,frequency,coverage; a label's *primary* category, the
+  one it is scored in, is the one where its coverage is largest (as NetDissect-Lite).
 
 `BrodenDataset` reads and checks the CSV files up front (a malformed file is an error naming
 the file and the line) and decodes images and PNGs batch by batch, in worker processes if
-asked, so a dissection never holds the dataset in memory. `write_broden` writes any ImageSet
-with concept masks -- the synthetic concept dataset -- in exactly this format, so the same
-reader serves both (tests/test_broden.py dissects both ways and compares the tables).
+asked, so a dissection never holds the dataset in memory. tests/test_broden.py writes the
+synthetic dataset in this format and checks that dissecting it from disk equals dissecting
+it in memory.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from .data import ImageSet
-from .dissect import ConceptBatch
+from .files import DATA_DIR, PROJECT_ROOT
+
+
+# ---------------------------------------------------------------------------------------------
+# One view of concept data: batches of images with their concept labels
+
+@dataclass
+class ConceptBatch:
+    """A batch of images with their concept annotations (label numbers, 0 = none)."""
+
+    images: torch.Tensor                 # float (B, C, H, W) in [0, 1]
+    index: torch.Tensor                  # positions in the dataset (B,)
+    pixel: dict[str, torch.Tensor] = field(default_factory=dict)   # category -> (B, L, h, w)
+    scalar: dict[str, torch.Tensor] = field(default_factory=dict)  # category -> (B, L)
+
+
+class ImageSetConcepts:
+    """An ImageSet with concept masks (the synthetic dataset) seen as concept data."""
+
+    def __init__(self, data: ImageSet):
+        if not data.masks and not data.image_labels:
+            raise ValueError(
+                f"dataset {data.name or '(unnamed)'!r} has no concept annotations; dissection "
+                "needs concept masks: use the synthetic concept dataset (kdlab.synthetic) or "
+                "Broden (kdlab.broden.BrodenDataset)")
+        if data.concepts is None or data.concept_categories is None:
+            raise ValueError("the dataset's concepts and concept_categories must be set")
+        self.data = data
+        present = list(data.masks or {}) + list(data.image_labels or {})
+        order = [c for c in dict.fromkeys(data.concept_categories) if c in present]
+        self.categories = order + [c for c in present if c not in order]
+        self.concepts = list(data.concepts)
+        self.primary = [self.categories.index(c) if c in self.categories else -1
+                        for c in data.concept_categories]
+        self.primary[0] = -1  # label 0 means "no label"
+        first = next(iter((data.masks or {}).values()), None)
+        self.mask_size = tuple(first.shape[-2:]) if first is not None else tuple(data.images.shape[-2:])
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def take(self, index, masks: bool = True) -> ConceptBatch:
+        """Images and annotations at `index` (a slice gives views, without copies)."""
+        d = self.data
+        pick = index if isinstance(index, slice) else torch.as_tensor(index, dtype=torch.long)
+        positions = torch.arange(len(d))[pick] if isinstance(index, slice) else pick
+        pixel = {k: v[pick].unsqueeze(1) for k, v in (d.masks or {}).items()} if masks else {}
+        scalar = {k: v[pick].view(-1, 1) for k, v in (d.image_labels or {}).items()} if masks else {}
+        return ConceptBatch(d.images[pick].float().div_(255), positions, pixel, scalar)
+
+    def batches(self, batch_size: int, masks: bool = True) -> Iterator[ConceptBatch]:
+        for start in range(0, len(self), batch_size):
+            yield self.take(slice(start, min(start + batch_size, len(self))), masks)
+
+
+def concept_source(data):
+    """The concept-data view of `data`: an ImageSet with masks, or a BrodenDataset."""
+    if isinstance(data, ImageSet):
+        return ImageSetConcepts(data)
+    needed = ("concepts", "categories", "primary", "mask_size", "batches", "take")
+    if all(hasattr(data, a) for a in needed):
+        return data
+    raise TypeError(f"cannot dissect on {type(data).__name__}: pass an ImageSet with concept "
+                    "masks or a kdlab.broden.BrodenDataset")
+
+
+def head(data, n: int):
+    """The first n images of concept data (an ImageSet or a BrodenDataset)."""
+    if isinstance(data, ImageSet):
+        return data.subset(torch.arange(min(n, len(data))))
+    return data.head(n)
+
+
+def concept_data(name: str = "synthetic", like: ImageSet | None = None, n: int = 2000,
+                 seed: int = 0, root: str | Path | None = None, num_workers: int | None = None):
+    """The images to dissect on: 'synthetic' concept images or the 'broden' directory.
+
+    synthetic: when `like` (the test set) is the synthetic dataset, its first n images;
+    otherwise n fresh synthetic images drawn at `like`'s size and channel count (grey for
+    Fashion-MNIST), so a network trained on other data can still be probed for our concepts.
+    broden: data/broden1_224, or `root` (absolute, or relative to the project folder as in the
+    parameter files); the first n images (n = 0: all of them), decoded by `num_workers`
+    processes (default: up to 8).
+    """
+    if name == "broden":
+        workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
+        return BrodenDataset(PROJECT_ROOT / root if root else DATA_DIR / "broden1_224",
+                             max_images=n or None, num_workers=workers)
+    if name != "synthetic":
+        raise ValueError(f"concept data must be 'synthetic' or 'broden', got {name!r}")
+    if like is not None and like.masks:
+        return like.subset(torch.arange(min(n or len(like), len(like))))
+    from .synthetic import make_concept_dataset
+
+    size = like.images.shape[-1] if like is not None else 32
+    data = make_concept_dataset(n=n or 2000, size=size, seed=1000 + seed)
+    if like is not None and like.in_channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        grey = (data.images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255)
+        data.images = grey.to(torch.uint8)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# The Broden format on disk
 
 META_COLUMNS = ("image", "split", "ih", "iw", "sh", "sw")
-BRODEN_CATEGORIES = ("color", "object", "material", "part", "scene", "texture")
 _CATEGORY_FIELD = re.compile(r"^([^()]+)\((\d+)\)$")
 
 
@@ -274,11 +384,6 @@ class BrodenDataset:
         out.items = self.items[:n]
         return out
 
-    def images(self, n: int | None = None) -> torch.Tensor:
-        """The first n images as uint8 (N, C, H, W), for figures."""
-        n = len(self) if n is None else min(n, len(self))
-        return torch.stack([self.item(i, masks=False)[0] for i in range(n)])
-
 
 def _collate_rows(ds: BrodenDataset, rows):
     return ds._collate([r[1] for r in rows], [r[0] for r in rows])
@@ -293,86 +398,3 @@ class _Items(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return i, self.ds.item(i, self.masks)
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing an ImageSet (the synthetic concept dataset) in the Broden format
-
-def write_broden(data: ImageSet, root, split: str = "val", mask_scale: int = 1) -> Path:
-    """Write `data` (images with concept masks) as a Broden directory at `root`.
-
-    Images are lossless PNGs, so dissecting the export equals dissecting `data` in memory.
-    mask_scale: masks are written at 1/mask_scale of the image size (broden1_224 uses 2;
-    taken by nearest-neighbour subsampling, so use 1 for an export that must match exactly).
-    """
-    from PIL import Image
-
-    if not data.masks and not data.image_labels:
-        raise ValueError(f"dataset {data.name!r} has no concept annotations to write")
-    root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    masks = {k: v[:, ::mask_scale, ::mask_scale] for k, v in (data.masks or {}).items()}
-    scalars = dict(data.image_labels or {})
-    present = list(masks) + list(scalars)
-    categories = [c for c in dict.fromkeys(data.concept_categories) if c in present]
-    categories += [c for c in present if c not in categories]
-    columns = list(META_COLUMNS) + list(BRODEN_CATEGORIES) + [c for c in categories
-                                                             if c not in BRODEN_CATEGORIES]
-    n, _, ih, iw = data.images.shape
-    sh, sw = next(iter(masks.values())).shape[-2:] if masks else (ih, iw)
-    n_concepts = len(data.concepts)
-    freq = np.zeros((len(categories), n_concepts), dtype=np.int64)   # images with the label
-    cover = np.zeros((len(categories), n_concepts))                  # area in whole images
-    with open(root / "index.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for i in range(n):
-            name = f"synthetic/{i:06d}.png"
-            (root / "images" / "synthetic").mkdir(exist_ok=True)
-            rgb = data.images[i].permute(1, 2, 0).numpy()
-            Image.fromarray(rgb[..., 0] if rgb.shape[-1] == 1 else rgb).save(root / "images" / name)
-            cells = {}
-            for ci, cat in enumerate(categories):
-                if cat in masks:
-                    m = masks[cat][i].numpy().astype(np.int64)
-                    if not m.any():
-                        cells[cat] = ""
-                        continue
-                    png = f"synthetic/{i:06d}_{cat}.png"
-                    enc = np.stack([m % 256, m // 256, np.zeros_like(m)], -1).astype(np.uint8)
-                    Image.fromarray(enc).save(root / "images" / png)
-                    cells[cat] = png
-                    labels, counts = np.unique(m[m > 0], return_counts=True)
-                    freq[ci, labels] += 1
-                    cover[ci, labels] += counts / m.size
-                else:
-                    label = int(scalars[cat][i])
-                    cells[cat] = str(label) if label else ""
-                    if label:
-                        freq[ci, label] += 1
-                        cover[ci, label] += 1.0
-            writer.writerow([name, split, ih, iw, sh, sw] + [cells.get(c, "") for c in columns[6:]])
-    with open(root / "label.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["number", "name", "category", "frequency", "coverage", "syns"])
-        for number in range(1, n_concepts):
-            cats = ";".join(f"{c}({freq[ci, number]})" for ci, c in enumerate(categories)
-                            if freq[ci, number])
-            writer.writerow([number, data.concepts[number], cats, int(freq[:, number].sum()),
-                             f"{cover[:, number].sum():.6f}", ""])
-    with open(root / "category.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["name", "first", "last", "count", "frequency"])
-        for ci, cat in enumerate(categories):
-            numbers = np.nonzero(freq[ci])[0]
-            first, last = (int(numbers.min()), int(numbers.max())) if len(numbers) else (0, 0)
-            annotated = n if cat in scalars else int((masks[cat].flatten(1) > 0).any(1).sum())
-            writer.writerow([cat, first, last, len(numbers), annotated])
-            with open(root / f"c_{cat}.csv", "w", newline="") as g:
-                w = csv.writer(g)
-                w.writerow(["code", "number", "name", "frequency", "coverage"])
-                w.writerow([0, 0, "-", 0, 0.0])
-                for code, number in enumerate(numbers, start=1):
-                    w.writerow([code, int(number), data.concepts[number], int(freq[ci, number]),
-                                f"{cover[ci, number]:.6f}"])
-    return root

@@ -1,20 +1,21 @@
 """Network dissection (Bau et al. 2017), vectorised and streaming.
 
 Taught in notebook 03 (the algorithm step by step, the unit browser) and used in notebook 04
-(concept detectors of scratch, KD and LS students, Han et al. 2023). DESIGN §2.3.
+(concept detectors of scratch, KD and LS students, Han et al. 2023).
 
 For every unit k of a layer:
-  1. T_k is the top-`quantile` value of its activations over all spatial positions of all
-     images (exact: numpy's linear-interpolation quantile, computed from a running top-k).
+  1. T_k is the threshold with P(a_k > T_k) = `quantile` (0.005) over all spatial positions
+     of all images (exact: numpy's linear-interpolation quantile, from a running top-k).
   2. Each activation map is upsampled bilinearly to the mask resolution; M_k = A_k > T_k.
-  3. IoU_{k,c} = Σ|M_k ∩ L_c| / Σ|M_k ∪ L_c|, summed over the whole dataset. L_c holds every
-     pixel labelled c in any category's masks (Broden numbers labels globally); image-level
-     labels (scene, texture) are masks covering the whole image. In the union, the unit's area
-     counts only on images where c's primary category is annotated (has any label there).
-     NetDissect-Lite approximates that last rule by "where the unit's mask touches a label of
-     the category"; this is the definition as written (DESIGN §2.3).
-  4. A unit's label is its best-IoU concept (reported in that concept's primary category);
-     it is a *detector* when that IoU exceeds `iou_threshold` (0.05 Han et al., 0.04 Bau et al.).
+  3. IoU_{k,c} = Σ|M_k ∩ L_c| / Σ|M_k ∪ L_c|, summed over the whole dataset, not averaged
+     per image. L_c holds every pixel labelled c in any category's masks (Broden numbers
+     labels globally); image-level labels (scene, texture) are masks covering the whole
+     image. Each label is scored in its primary category: in the union, the unit's area
+     counts only on images where that category is annotated (has any label there).
+     NetDissect-Lite approximates this last rule by "where the unit's mask touches a label of
+     the category"; here it is exact.
+  4. A unit's label is its best-IoU concept; it is a *detector* when that IoU exceeds
+     `iou_threshold` (0.04 Bau et al., 0.05 Han et al.).
 
 Two passes over the data, one batch at a time: pass 1 keeps the k largest activations per
 unit (k ≈ quantile × positions, memory units × k); pass 2 adds integer tallies (units ×
@@ -22,7 +23,8 @@ concepts intersections, units × categories activation areas, per-concept label 
 upsampling only the maps whose maximum exceeds T_k (the others have empty masks).
 Activations stay float32 and live only for one batch; the model runs on the GPU when there
 is one. Unlike NetDissect-Lite there is no float64 memory-map of all activations and no
-Python loop over images × units, and a missing checkpoint is an error, not a random network.
+Python loop over images × units; and where Han et al.'s code silently dissects a randomly
+initialised network when the checkpoint is missing, `load_model` raises an error.
 Speed and memory against the plain loop reference: bench/bench_dissect.py.
 """
 
@@ -30,93 +32,22 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import ImageSet
-from .train import TrainedModel, load_checkpoint, pick_device, CheckpointError
+from .broden import concept_source
+from .files import PROJECT_ROOT, write_json_atomic
+from .inference import batches, capture, evaluation, find_layer
+from .models import get_model, torchvision_model
+from .train import CheckpointError, load_checkpoint, pick_device
 
 
 # ---------------------------------------------------------------------------------------------
-# Concept data: the in-memory ImageSet and the Broden directory (kdlab.broden) share this view.
-
-@dataclass
-class ConceptBatch:
-    """A batch of images with their concept annotations (label numbers, 0 = none)."""
-
-    images: torch.Tensor                 # float (B, C, H, W) in [0, 1]
-    index: torch.Tensor                  # positions in the dataset (B,)
-    pixel: dict[str, torch.Tensor] = field(default_factory=dict)   # category -> (B, L, h, w)
-    scalar: dict[str, torch.Tensor] = field(default_factory=dict)  # category -> (B, L)
-
-
-class ImageSetConcepts:
-    """An ImageSet with concept masks (the synthetic dataset) seen as concept data."""
-
-    def __init__(self, data: ImageSet):
-        if not data.masks and not data.image_labels:
-            raise ValueError(
-                f"dataset {data.name or '(unnamed)'!r} has no concept annotations; dissection "
-                "needs concept masks: use the synthetic concept dataset (kdlab.synthetic) or "
-                "Broden (kdlab.broden.BrodenDataset)")
-        if data.concepts is None or data.concept_categories is None:
-            raise ValueError("the dataset's concepts and concept_categories must be set")
-        self.data = data
-        present = list(data.masks or {}) + list(data.image_labels or {})
-        order = [c for c in dict.fromkeys(data.concept_categories) if c in present]
-        self.categories = order + [c for c in present if c not in order]
-        self.concepts = list(data.concepts)
-        self.primary = [self.categories.index(c) if c in self.categories else -1
-                        for c in data.concept_categories]
-        self.primary[0] = -1  # label 0 means "no label"
-        first = next(iter((data.masks or {}).values()), None)
-        self.mask_size = tuple(first.shape[-2:]) if first is not None else tuple(data.images.shape[-2:])
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def take(self, index, masks: bool = True) -> ConceptBatch:
-        """Images and annotations at `index` (a slice gives views, without copies)."""
-        d = self.data
-        pick = index if isinstance(index, slice) else torch.as_tensor(index, dtype=torch.long)
-        positions = torch.arange(len(d))[pick] if isinstance(index, slice) else pick
-        pixel = {k: v[pick].unsqueeze(1) for k, v in (d.masks or {}).items()} if masks else {}
-        scalar = {k: v[pick].view(-1, 1) for k, v in (d.image_labels or {}).items()} if masks else {}
-        return ConceptBatch(d.images[pick].float().div_(255), positions, pixel, scalar)
-
-    def batches(self, batch_size: int, masks: bool = True) -> Iterator[ConceptBatch]:
-        for start in range(0, len(self), batch_size):
-            yield self.take(slice(start, min(start + batch_size, len(self))), masks)
-
-
-def concept_source(data):
-    """The concept-data view of `data`: an ImageSet with masks, or a kdlab.broden.BrodenDataset."""
-    if isinstance(data, ImageSet):
-        return ImageSetConcepts(data)
-    needed = ("concepts", "categories", "primary", "mask_size", "batches", "take")
-    if all(hasattr(data, a) for a in needed):
-        return data
-    raise TypeError(f"cannot dissect on {type(data).__name__}: pass an ImageSet with concept "
-                    "masks or a kdlab.broden.BrodenDataset")
-
-
-# ---------------------------------------------------------------------------------------------
-# Models and layers
-
-def find_layer(model: nn.Module, layer: str) -> nn.Module:
-    """The submodule called `layer`; an error listing every layer name if there is none."""
-    modules = dict(model.named_modules())
-    if layer not in modules or layer == "":
-        names = [n for n in modules if n]
-        raise KeyError(f"model {type(model).__name__} has no layer {layer!r}. Its layers: "
-                       + ", ".join(names))
-    return modules[layer]
-
+# Models and activations
 
 def load_model(arch: str, checkpoint: str | Path, num_classes: int = 1000,
                in_channels: int = 3) -> nn.Module:
@@ -124,15 +55,14 @@ def load_model(arch: str, checkpoint: str | Path, num_classes: int = 1000,
 
     checkpoint: a kdlab cache file, a training checkpoint holding {'model': state_dict}
     (torchdistill, kdlab) or {'state_dict': ...}, a plain state_dict, or the word
-    "torchvision" for torchvision's pretrained ImageNet weights. A missing or mismatched
-    file is an error (never a randomly initialised network, DESIGN §2.2).
+    "torchvision" for torchvision's pretrained ImageNet weights. A relative path is relative
+    to the project folder, as in the parameter files. A missing or mismatched file is an
+    error, never a randomly initialised network.
     """
-    from .models import get_model, torchvision_model
-
     if str(checkpoint) == "torchvision":
         return torchvision_model(arch, pretrained=True).eval()
     model = get_model(arch, num_classes, in_channels)
-    path = Path(checkpoint)
+    path = PROJECT_ROOT / checkpoint  # an absolute checkpoint stays as it is
     if not path.exists():
         load_checkpoint(path, model)  # raises CheckpointError naming the path
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -151,29 +81,11 @@ def load_model(arch: str, checkpoint: str | Path, num_classes: int = 1000,
     return model.eval()
 
 
-def _module(model) -> nn.Module:
-    if isinstance(model, TrainedModel):
-        return model.model
-    if isinstance(model, (str, Path)):
-        raise TypeError("pass a model, not a path: use kdlab.dissect.load_model(arch, checkpoint)")
-    return model
-
-
-class _Capture:
-    """Forward hook that keeps the layer's latest output (float32)."""
-
-    def __init__(self, module: nn.Module):
-        self.output = None
-        self.handle = module.register_forward_hook(self._hook)
-
-    def _hook(self, _module, _inputs, output):
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            raise ValueError(f"the dissected layer must output (N, units, H, W) maps, got "
-                             f"{getattr(output, 'shape', type(output))}")
-        self.output = output.float()
-
-    def close(self):
-        self.handle.remove()
+def _unit_maps(output) -> torch.Tensor:
+    if not isinstance(output, torch.Tensor) or output.dim() != 4:
+        raise ValueError(f"the dissected layer must output (N, units, H, W) maps, got "
+                         f"{getattr(output, 'shape', type(output))}")
+    return output.float()
 
 
 @torch.inference_mode()
@@ -182,25 +94,16 @@ def layer_activations(model, layer: str, images: torch.Tensor, batch_size: int =
 
     For figures and the step-by-step walk-through in notebook 03; `dissect` streams instead.
     """
-    model = _module(model)
-    capture = _Capture(find_layer(model, layer))
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(device)
-            model(x.float().div_(255) if x.dtype == torch.uint8 else x)
-            out.append(capture.output.cpu())
-    finally:
-        capture.close()
-        model.train(was_training)
-    return torch.cat(out)
+    maps = []
+    with evaluation(model) as net, capture(find_layer(net, layer)) as seen:
+        for x in batches(net, images, batch_size):
+            net(x)
+            maps.append(_unit_maps(seen.value).cpu())
+    return torch.cat(maps)
 
 
 def upsample(maps: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear upsampling of (N, units, h, w) maps to the mask resolution (DESIGN §2.3)."""
+    """Bilinear upsampling of (N, units, h, w) maps to the mask resolution (step 2 above)."""
     return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
 
 
@@ -227,27 +130,28 @@ def quantile_threshold(acts: torch.Tensor, quantile: float = 0.005) -> torch.Ten
     (notebook 03's walk-through); `TopQuantile` gives the same numbers streaming.
     """
     flat = acts.transpose(0, 1).reshape(acts.shape[1], -1).float()
-    tq = TopQuantile(quantile, flat.shape[1])
+    tq = TopQuantile([quantile], flat.shape[1])
     tq.update(flat)
-    return tq.thresholds()
+    return tq.thresholds()[0]
 
 
 class TopQuantile:
-    """Exact streaming per-unit quantile: keeps the k largest values seen per unit.
+    """Exact streaming per-unit quantiles: keeps the k largest values seen per unit.
 
+    quantiles: the top fractions wanted (a list; the largest one's k serves them all).
     n: total number of values each unit will see. The threshold needs the order statistics
     at ascending ranks lo and lo+1 of n, which lie among the top n - lo values, so keeping
     k = n - lo values (≈ quantile·n) per unit is exact. Memory: units × k floats.
-    `quantile` may be a list: the largest one's k serves them all.
     """
 
-    def __init__(self, quantile, n: int):
-        qs = [quantile] if isinstance(quantile, (int, float)) else list(quantile)
-        for q in qs:
+    def __init__(self, quantiles: list[float], n: int):
+        if not quantiles:
+            raise ValueError("give at least one quantile")
+        for q in quantiles:
             if not 0 < q < 1:
                 raise ValueError(f"quantile must be in (0, 1), got {q}")
-        self.quantile, self.n, self.seen = quantile, n, 0
-        self.positions = [_quantile_position(n, q) for q in qs]
+        self.n, self.seen = n, 0
+        self.positions = [_quantile_position(n, q) for q in quantiles]
         self.k = max(n - lo for lo, _, _ in self.positions)
         self.top: torch.Tensor | None = None
 
@@ -261,14 +165,13 @@ class TopQuantile:
         self.top = pool.topk(k, dim=1, sorted=False).values
 
     def thresholds(self) -> torch.Tensor:
-        """(units,) thresholds, or (quantiles, units) when a list of quantiles was given."""
+        """(quantiles, units) thresholds, float32."""
         if self.seen != self.n:
             raise ValueError(f"expected {self.n} values per unit, saw {self.seen}")
         # On the CPU: the interpolation is done in float64, which Apple's MPS lacks.
         top = self.top.cpu().sort(dim=1, descending=True).values  # top[:, j]: ascending rank n-1-j
-        out = torch.stack([_lerp(top[:, self.n - 1 - lo], top[:, self.n - 1 - hi], t).float()
-                           for lo, hi, t in self.positions])
-        return out[0] if isinstance(self.quantile, (int, float)) else out
+        return torch.stack([_lerp(top[:, self.n - 1 - lo], top[:, self.n - 1 - hi], t).float()
+                            for lo, hi, t in self.positions])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,8 +265,6 @@ class Dissection:
         return path
 
     def to_json(self, path) -> Path:
-        from .results import write_json_atomic
-
         record = {**self.summary(), "concepts": self.concepts, "categories": self.categories,
                   "primary": self.primary, "thresholds": self.thresholds,
                   "intersection": self.intersection, "activation_area": self.activation_area,
@@ -378,6 +279,7 @@ class Dissection:
 
     @classmethod
     def from_json(cls, path) -> "Dissection":
+        """A dissection saved by `save` (a full run's, say), read back with all its tallies."""
         r = json.loads(Path(path).read_text())
         t = lambda k, dtype: torch.tensor(r[k], dtype=dtype)  # noqa: E731
         return cls(r["layer"], r["concepts"], r["categories"], r["primary"], r["quantile"],
@@ -401,42 +303,48 @@ class Dissection:
 # ---------------------------------------------------------------------------------------------
 # The two passes
 
-@torch.inference_mode()
-def dissect(model, layer: str, data, quantile: float | list[float] = 0.005, iou_threshold: float = 0.05,
+def dissect(model, layer: str, data, quantile: float = 0.005, iou_threshold: float = 0.05,
             batch_size: int = 128, device="auto", progress: bool = True, top_images: int = 8,
-            chunk_elements: int | None = None) -> Dissection | list[Dissection]:
-    """Network dissection of `layer` of `model` on concept `data` (DESIGN §2.3).
+            chunk_elements: int | None = None) -> Dissection:
+    """Network dissection of `layer` of `model` on concept `data` (steps 1-4 above).
 
     model: an nn.Module or a kdlab.train.TrainedModel (kdlab.dissect.load_model loads a
         checkpoint, refusing missing files). data: an ImageSet with concept masks (the
         synthetic dataset) or a kdlab.broden.BrodenDataset. quantile: the top fraction of
-        activations that define a unit's mask (0.005); a list of quantiles gives a list of
-        results from the same two passes (notebook 04's sensitivity check). iou_threshold: a unit whose best IoU
+        activations that define a unit's mask (0.005). iou_threshold: a unit whose best IoU
         exceeds it is a detector (0.05 Han et al.; 0.04 Bau et al.). top_images: how many
         top-activating images to remember per unit (for the unit browser).
     chunk_elements: the largest number of upsampled mask pixels held at once (default 4M
         on the CPU, 64M on a GPU); memory does not grow with the dataset.
     """
+    return dissect_quantiles(model, layer, data, [quantile], iou_threshold, batch_size, device,
+                             progress, top_images, chunk_elements)[0]
+
+
+@torch.inference_mode()
+def dissect_quantiles(model, layer: str, data, quantiles: list[float], iou_threshold: float = 0.05,
+                      batch_size: int = 128, device="auto", progress: bool = True, top_images: int = 8,
+                      chunk_elements: int | None = None) -> list[Dissection]:
+    """`dissect` at each of `quantiles`, one Dissection each, from the same two passes over
+    the data (notebook 04's sensitivity check). The other arguments are `dissect`'s."""
     from tqdm.auto import tqdm
 
-    model = _module(model)
     source = concept_source(data)
-    capture = _Capture(find_layer(model, layer))
-    device = pick_device(device)
-    budget = chunk_elements or (1 << 26 if device.type == "cuda" else 1 << 22)
-    was_training = model.training
-    model.to(device).eval()
     n_images = len(source)
     if n_images == 0:
         raise ValueError("the concept dataset is empty")
+    quantiles = list(quantiles)
+    device = pick_device(device)
+    budget = chunk_elements or (1 << 26 if device.type == "cuda" else 1 << 22)
     steps = -(-n_images // batch_size)
-    bar = tqdm(total=2 * steps, desc=f"dissect {layer}", disable=not progress)
+    with evaluation(model) as net, capture(find_layer(net, layer)) as seen, \
+            tqdm(total=2 * steps, desc=f"dissect {layer}", disable=not progress) as bar:
+        net.to(device)
 
-    def run(images):
-        model(images.to(device, non_blocking=True))
-        return capture.output
+        def run(images):
+            net(images.to(device, non_blocking=True))
+            return _unit_maps(seen.value)
 
-    try:
         # Pass 1: thresholds and each unit's top-activating images.
         tq = None
         top_val = top_idx = None
@@ -444,7 +352,7 @@ def dissect(model, layer: str, data, quantile: float | list[float] = 0.005, iou_
             a = run(batch.images)
             units, positions = a.shape[1], a.shape[2] * a.shape[3]
             if tq is None:
-                tq = TopQuantile(quantile, n_images * positions)
+                tq = TopQuantile(quantiles, n_images * positions)
             tq.update(a.transpose(0, 1).reshape(units, -1))
             vals = a.amax(dim=(2, 3)).T                                   # (units, B)
             idx = batch.index.to(device).expand(units, -1)
@@ -453,17 +361,12 @@ def dissect(model, layer: str, data, quantile: float | list[float] = 0.005, iou_
             keep = vals.topk(min(top_images, vals.shape[1]), dim=1)
             top_val, top_idx = keep.values, idx.gather(1, keep.indices)
             bar.update()
-        several = not isinstance(quantile, (int, float))
-        thresholds = tq.thresholds().view(-1, capture.output.shape[1])     # (quantiles, units)
+        thresholds = tq.thresholds()                                      # (quantiles, units)
+        # Pass 2: the IoU tallies at every quantile's thresholds.
         tallies = _tally(run, source, thresholds, batch_size, device, budget, bar)
-    finally:
-        bar.close()
-        capture.close()
-        model.train(was_training)
-    results = [Dissection(layer, list(source.concepts), list(source.categories), list(source.primary),
-                          q, iou_threshold, t.cpu(), *tally, top_idx.cpu(), top_val.cpu(), n_images)
-               for q, t, tally in zip(quantile if several else [quantile], thresholds, tallies)]
-    return results if several else results[0]
+    return [Dissection(layer, list(source.concepts), list(source.categories), list(source.primary),
+                       q, iou_threshold, t.cpu(), *tally, top_idx.cpu(), top_val.cpu(), n_images)
+            for q, t, tally in zip(quantiles, thresholds, tallies)]
 
 
 def _tally(run, source, thresholds, batch_size, device, budget, bar):
@@ -531,47 +434,11 @@ def _tally(run, source, thresholds, batch_size, device, budget, bar):
     return [(inter[q].cpu(), act_area[q].cpu(), label_area.cpu()) for q in range(n_q)]
 
 
-# ---------------------------------------------------------------------------------------------
-# Figures (notebooks 03 and 04)
-
-def plot_counts(results: dict, ax=None, errors: dict | None = None, points: dict | None = None):
-    """Grouped bar chart of detectors per category: {name: Dissection or counts Series}.
-
-    errors: {name: {category: error bar}}; points: {name: DataFrame with one row per model
-    (seed) and a column per category}, drawn as dots over the bars.
-    """
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    counts = {k: (v.counts if isinstance(v, Dissection) else v) for k, v in results.items()}
-    cats = list(next(iter(counts.values())).index)
-    ax = ax or plt.subplots(figsize=(7, 3.2))[1]
-    width = 0.8 / len(counts)
-    x = np.arange(len(cats))
-    for i, (name, c) in enumerate(counts.items()):
-        pos = x + i * width - 0.4 + width / 2
-        err = None if errors is None else [errors[name].get(cat, 0) for cat in cats]
-        ax.bar(pos, [c.get(cat, 0) for cat in cats], width, yerr=err, capsize=3, label=name,
-               color=f"C{i}", alpha=0.75 if points else 1.0, error_kw={"lw": 1})
-        if points is not None and name in points:
-            for j, cat in enumerate(cats):
-                values = np.asarray(points[name][cat], dtype=float)
-                ax.scatter(np.full(len(values), pos[j]), values, s=10, color="k", zorder=3)
-    ax.set_xticks(x, cats)
-    ax.set_ylim(bottom=0)
-    ax.set_ylabel("concept detectors")
-    ax.legend(frameon=False)
-    return ax
-
-
 def unit_masks(model, layer: str, data, result: Dissection, unit: int, k: int = 6):
     """For a unit's top `k` images: images, the unit's upsampled masks and its concept's masks."""
     source = concept_source(data)
-    model = _module(model)
-    index = result.top_images[unit, :k]
-    batch = source.take(index)
-    device = next(model.parameters()).device
-    acts = layer_activations(model, layer, batch.images.to(device))[:, unit:unit + 1]
+    batch = source.take(result.top_images[unit, :k])
+    acts = layer_activations(model, layer, batch.images)[:, unit:unit + 1]
     unit_mask = (upsample(acts, source.mask_size) > result.thresholds[unit])[:, 0]
     concept, _ = result.best()
     c = int(concept[unit])
@@ -581,74 +448,3 @@ def unit_masks(model, layer: str, data, result: Dissection, unit: int, k: int = 
     for v in batch.scalar.values():
         concept_mask |= (v == c).any(1).view(-1, 1, 1)
     return batch.images, unit_mask, concept_mask if c > 0 else torch.zeros_like(unit_mask)
-
-
-def show_unit(model, layer: str, data, result: Dissection, unit: int, k: int = 6):
-    """The unit browser's figure: top images, the unit's mask, the concept's mask (notebook 03)."""
-    import matplotlib.pyplot as plt
-
-    images, unit_mask, concept_mask = unit_masks(model, layer, data, result, unit, k)
-    row = result.table.iloc[unit]
-    fig, axes = plt.subplots(3, len(images), figsize=(1.4 * len(images), 4.6), squeeze=False)
-    for j in range(len(images)):
-        img = images[j].permute(1, 2, 0).numpy()
-        img = img[..., 0] if img.shape[-1] == 1 else img
-        for r, (overlay, title) in enumerate([(None, "image"), (unit_mask[j], "unit mask (A > T)"),
-                                              (concept_mask[j], f"{row.concept} mask")]):
-            ax = axes[r, j]
-            if overlay is None:
-                ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-            else:  # the mask at full brightness, the rest dimmed, outlined in red
-                m = overlay.float().numpy()
-                if m.shape != img.shape[:2]:
-                    m_img = F.interpolate(overlay[None, None].float(), size=img.shape[:2])[0, 0].numpy()
-                else:
-                    m_img = m
-                shade = 0.25 + 0.75 * m_img
-                ax.imshow(img * (shade if img.ndim == 2 else shade[..., None]),
-                          cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
-                if m_img.any():
-                    ax.contour(m_img, levels=[0.5], colors="red", linewidths=0.8)
-            ax.set_axis_off()
-            if j == 0:
-                ax.set_title(title, fontsize=8, loc="left")
-    kind = "detector" if row.detector else "not a detector"
-    fig.suptitle(f"unit {unit}: {row.concept} ({row.category or '-'}), IoU {row.iou:.3f}, {kind}",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def unit_browser(model, layer: str, data, result: Dissection, unit: int | None = None, k: int = 6):
-    """An ipywidgets menu of units (best IoU first) that redraws `show_unit` (notebook 03).
-
-    Figures are placed in the Output widget with `append_display_data` rather than captured
-    with `with out:`: capturing swaps the kernel's parent message, which under headless
-    execution (papermill, nbval) occasionally left the cell waiting forever.
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    table = result.table.sort_values("iou", ascending=False)
-    options = [(f"unit {r.unit}: {r.concept} ({r.category or '-'}) IoU {r.iou:.3f}"
-                + (" *" if r.detector else ""), int(r.unit)) for r in table.itertuples()]
-    menu = widgets.Dropdown(options=options, value=int(table.unit.iloc[0]) if unit is None else unit,
-                            description="unit", layout=widgets.Layout(width="420px"))
-    out = widgets.Output()
-
-    def draw(chosen):
-        fig = show_unit(model, layer, data, result, chosen, k)
-        out.outputs = ()
-        out.append_display_data(fig)
-        plt.close(fig)
-
-    menu.observe(lambda change: draw(change["new"]), names="value")
-    draw(menu.value)
-    return widgets.VBox([menu, out])
-
-
-def head(data, n: int):
-    """The first n images of concept data (an ImageSet or a BrodenDataset)."""
-    if isinstance(data, ImageSet):
-        return data.subset(torch.arange(min(n, len(data))))
-    return data.head(n)

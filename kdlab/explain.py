@@ -1,7 +1,9 @@
 """Explanations of a classifier's decision: GradCAM, B-cos contributions, input×gradient.
 
-Taught in notebook 05 (e²KD) and notebook 06 (right features and interpretability);
-DESIGN §2.4.
+Taught in notebook 05 (e²KD) and notebook 06 (right features and interpretability); used
+by notebook 04's ground-truth saliency scores. e²KD (Parchami-Araghi et al., ECCV 2024)
+trains the student with L = L_KD + λ(1 − cos(E(T,x,ŷ_T), E(S,x,ŷ_T))): the explanations E of
+teacher T and student S, both for the teacher's top-1 class ŷ_T.
 
 `explain(model, images, classes, method=...)` returns one (H, W) map per image, for figures
 and metrics. `explanation_pass(model, x, classes, method=..., create_graph=...)` is what the
@@ -17,52 +19,32 @@ classes, differentiable with respect to the model's parameters when `create_grap
   gradient of the logit w.r.t. the 6-channel input [r, g, b, 1-r, 1-g, 1-b] with the
   dynamic scalings detached (the bcos package's `explanation_mode`). The loss compares
   W(x) itself (as the paper's released code does); the displayed map is the contribution
-  map Σ_channels x·W(x). Needs a model from kdlab.bcos_models.
+  map Σ_channels x·W(x). Needs a model from kdlab.experiments.bcos_models.
 - "input_x_gradient": x·∂logit/∂x for any model (summed over channels for display).
 """
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .data import ImageSet
+from .inference import as_input, batches, capture, device_of, evaluation, find_layer, unwrap
 
 METHODS = ("gradcam", "bcos", "input_x_gradient")
 _LAYER_CANDIDATES = ("layer4", "layer3", "net.layer4", "net.layer3")
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module behind torch.compile's and DistributedDataParallel's wrappers (hooks go on
-    the real layers, while the forward pass still runs through the wrappers)."""
-    while True:
-        inner = getattr(model, "_orig_mod", None) or (
-            model.module if isinstance(model, nn.parallel.DistributedDataParallel) else None)
-        if inner is None:
-            return model
-        model = inner
-
-
-def _capture_output(module: nn.Module, captured: dict):
-    """A forward hook that keeps `module`'s output, as a leaf of the graph if nothing before it
-    needs gradients (a frozen teacher, or the input encoding): explanations differentiate
-    from there on only."""
-    def hook(_module, _inputs, out):
-        if not out.requires_grad:
-            out = out.detach().requires_grad_(True)
-        captured["out"] = out
-        return out
-    return module.register_forward_hook(hook)
-
-
 def default_layer(model: nn.Module) -> str:
     """The last convolutional stage: layer4 (ImageNet ResNets) or layer3 (CIFAR ResNets)."""
-    base = _unwrap(model)
+    base = unwrap(model)
+    names = dict(base.named_modules())
     for name in _LAYER_CANDIDATES:
-        try:
-            if isinstance(base.get_submodule(name), nn.Module):
-                return name
-        except AttributeError:
-            continue
+        if name in names:
+            return name
     raise ValueError(f"{type(base).__name__} has none of the layers {_LAYER_CANDIDATES}; "
                      "pass layer='<name of the last convolutional stage>' for GradCAM")
 
@@ -100,7 +82,7 @@ def _selected(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
 
 def is_bcos_model(model: nn.Module) -> bool:
     """True for kdlab's B-cos classifiers (an `encode` to 6 channels and a B-cos `net`)."""
-    base = _unwrap(model)
+    base = unwrap(model)
     return hasattr(base, "encode") and hasattr(base, "net") and getattr(base, "is_bcos", False)
 
 
@@ -121,19 +103,15 @@ def explanation_pass(model: nn.Module, x: torch.Tensor, classes=None, method: st
     _check_method(method)
     if torch.is_inference_mode_enabled():
         raise RuntimeError("explanations need gradients; call outside torch.inference_mode()")
-    base = _unwrap(model)
+    base = unwrap(model)  # hooks go on its layers; the forward pass runs through `model`
     with torch.enable_grad():
         if method == "gradcam":
             layer = layer or default_layer(base)
-            captured = {}
-            handle = _capture_output(base.get_submodule(layer), captured)
-            try:
+            with capture(find_layer(base, layer), leaf=True) as seen:
                 logits = model(x)
-            finally:
-                handle.remove()
-            if "out" not in captured:
+            if seen.value is None:
                 raise RuntimeError(f"layer {layer!r} was not used in the forward pass")
-            acts = captured["out"]
+            acts = seen.value
             classes = _classes_tensor(classes, logits)
             (grads,) = torch.autograd.grad(_selected(logits, classes), acts, create_graph=create_graph)
             weights = _wide(grads).mean((2, 3), keepdim=True)
@@ -142,20 +120,15 @@ def explanation_pass(model: nn.Module, x: torch.Tensor, classes=None, method: st
                 maps = F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
         elif method == "bcos":
             if not is_bcos_model(base):
-                raise ValueError(f"method='bcos' needs a B-cos network from kdlab.bcos_models, "
+                raise ValueError(f"method='bcos' needs a B-cos network from kdlab.experiments.bcos_models, "
                                  f"got {type(base).__name__}; use 'gradcam' for other networks")
             from bcos.common import explanation_mode
 
             # Gradients w.r.t. the 6-channel encoding, not the 3-channel image: W(x) acts on
             # it. The encoding's output becomes a leaf of the graph (x needs no gradient).
-            captured = {}
-            handle = _capture_output(base.encode, captured)
-            try:
-                with explanation_mode(base):
-                    logits = model(x)
-            finally:
-                handle.remove()
-            x6 = captured["out"]
+            with capture(base.encode, leaf=True) as seen, explanation_mode(base):
+                logits = model(x)
+            x6 = seen.value
             classes = _classes_tensor(classes, logits)
             (maps,) = torch.autograd.grad(_selected(logits, classes), x6, create_graph=create_graph)
             maps = _wide(maps)
@@ -178,7 +151,7 @@ def display_map(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, method: s
             maps = F.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return maps[:, 0]
     if method == "bcos":
-        return (_unwrap(model).encode(x).float() * maps).sum(1)
+        return (unwrap(model).encode(x).float() * maps).sum(1)
     return maps.sum(1)
 
 
@@ -190,40 +163,32 @@ def explain(model: nn.Module, images, classes=None, method: str = "gradcam", lay
     classes: the class to explain per image (a tensor, a list or one int); None explains
         each image's top-1 class.
     method: "gradcam" (at `layer`, default the last stage), "bcos" (contribution map of a
-        kdlab.bcos_models network) or "input_x_gradient".
+        kdlab.experiments.bcos_models network) or "input_x_gradient".
     create_graph=False (analysis): the model runs in eval mode in batches and the maps come
         back detached on the CPU. create_graph=True (inside a loss): one pass over `images`
         as they are, in the model's current mode, maps differentiable w.r.t. its parameters.
     """
     _check_method(method)
-    from .data import ImageSet
-
     if isinstance(images, ImageSet):
         images = images.images
     if images.dim() != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
-    device = next(_unwrap(model).parameters()).device
     if create_graph:
-        x = images.to(device)
-        x = x.float().div(255) if x.dtype == torch.uint8 else x
+        x = as_input(images, device_of(model))
         _, maps = explanation_pass(model, x, classes, method, layer, create_graph=True)
         return display_map(model, x, maps, method)
     if classes is not None:
         classes = torch.as_tensor(classes).long()
         if classes.dim() == 0:
             classes = classes.expand(len(images))
-    was_training = model.training
-    model.eval()
+        if len(classes) != len(images):
+            raise ValueError(f"classes must hold one class per image ({len(images)}), got {len(classes)}")
     out = []
-    try:
-        for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(device)
-            x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-            cls = None if classes is None else classes[start:start + batch_size].to(device)
-            _, maps = explanation_pass(model, x, cls, method, layer)
+    with evaluation(model) as net:
+        per_batch = classes.split(batch_size) if classes is not None else itertools.repeat(None)
+        for x, cls in zip(batches(net, images, batch_size), per_batch):
+            x = x.float()  # float16 or float64 images as well
+            _, maps = explanation_pass(net, x, cls, method, layer)
             with torch.no_grad():
-                out.append(display_map(model, x, maps, method).float().cpu())
-    finally:
-        model.train(was_training)
+                out.append(display_map(net, x, maps, method).float().cpu())
     return torch.cat(out)
-

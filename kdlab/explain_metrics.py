@@ -1,6 +1,10 @@
 """How good is an explanation? Localisation against object masks, and teacher-student similarity.
 
-Taught in notebook 06 (right features and interpretability); DESIGN §2.4, desideratum 3.
+Taught in notebook 06 (right features and interpretability); the pixel scores in notebook 04.
+Maps come from kdlab.explain.explain.
+
+One value per image (NaN where it is undefined: no positive attribution, or an empty mask;
+`nanmean` averages them):
 
 - Energy pointing game (EPG, Wang et al. 2020, as used by e²KD on PASCAL VOC): the share of
   an explanation's positive attribution that falls inside the object's mask (or box).
@@ -8,9 +12,15 @@ Taught in notebook 06 (right features and interpretability); DESIGN §2.4, desid
 - IoU of the thresholded explanation with the object mask: the pixels whose attribution
   reaches `threshold` × the image's maximum form the explanation's mask.
 - Explanation similarity: cosine between two models' maps, the quantity e²KD maximises.
+
+Pixel counts over all images (Han et al.'s synthetic-heatmap test): the synthetic images
+know, for every pixel, whether it is background, object or the object's distinctive part.
+`ground_truth_scores` thresholds each map (pixels at least `level` × the image's maximum are
+salient): accuracy, precision, recall, false-positive rate and the salient fraction, and with
+a part mask `part_recall`, how much of the part -- the region that separates a class from its
+siblings -- is salient.
+
 Agreement of predictions is kdlab.metrics.agreement.
-All functions return one value per image (NaN where it is undefined: no positive
-attribution, or an empty mask); `nanmean` averages them.
 """
 
 from __future__ import annotations
@@ -68,3 +78,31 @@ def map_similarity(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor:
 def nanmean(values: torch.Tensor) -> float:
     """Mean over the images where the metric is defined (NaN if it is defined for none)."""
     return torch.nanmean(values.float()).item()
+
+
+def ground_truth_scores(maps: torch.Tensor, object_mask: torch.Tensor,
+                        part_mask: torch.Tensor | None = None, level: float = 0.5) -> dict:
+    """Pixel scores of thresholded maps against the object mask, summed over all images.
+
+    maps: (N, H, W); object_mask, part_mask: (N, H, W), nonzero = inside. A pixel is salient
+    when its value is at least `level` × its image's maximum (images whose map is all zero
+    have no salient pixel).
+    """
+    if maps.shape != object_mask.shape:
+        raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(object_mask.shape)} differ")
+    if not 0 < level <= 1:
+        raise ValueError(f"level must be in (0, 1], got {level}")
+    peak = maps.flatten(1).amax(1).view(-1, 1, 1)
+    salient = (maps >= level * peak) & (peak > 0)
+    obj = object_mask != 0
+    tp = (salient & obj).sum().item()
+    fp = (salient & ~obj).sum().item()
+    fn = (~salient & obj).sum().item()
+    tn = (~salient & ~obj).sum().item()
+    scores = {"accuracy": (tp + tn) / max(tp + tn + fp + fn, 1),
+              "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1),
+              "fpr": fp / max(fp + tn, 1), "salient_fraction": (tp + fp) / max(salient.numel(), 1)}
+    if part_mask is not None:
+        part = part_mask != 0
+        scores["part_recall"] = (salient & part).sum().item() / max(part.sum().item(), 1)
+    return scores

@@ -1,6 +1,7 @@
-"""Training objectives: cross-entropy, label smoothing and knowledge distillation.
+"""Training objectives: cross-entropy, label smoothing, knowledge distillation and e²KD.
 
-Taught in notebook 01 (KD) and notebook 02 (label smoothing). DESIGN §2.1.
+Taught in notebook 01 (KD: Hinton et al. 2015), notebook 02 (label smoothing: Müller et
+al. 2019) and notebook 05 (e²KD: Parchami-Araghi et al. 2024).
 
 An *objective* is a callable `objective(student, teacher, batch) -> (loss, student_logits)`
 that `kdlab.train.fit` minimises. Objectives that need more than logits (e²KD's explanation
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor | None,
             temperature: float = 4.0, alpha: float = 0.5) -> torch.Tensor:
-    """Hinton et al.'s distillation loss.
+    """Hinton et al.'s (2015) distillation loss.
 
         L = (1 - alpha) * CE(y, softmax(z_s)) + alpha * T² * KL(softmax(z_t/T) || softmax(z_s/T))
 
@@ -92,7 +93,13 @@ class Distillation:
         return {"objective": "kd", "temperature": self.temperature, "alpha": self.alpha}
 
 
-# --- Explanation-enhanced KD (e²KD; notebook 05, DESIGN §2.4) ---------------------------------
+# --- Explanation-enhanced KD (e²KD; notebook 05) ----------------------------------------------
+# L = L_KD + λ·(1 - cos(E(T, x, ŷ_T), E(S, x, ŷ_T))): both explanations are of the teacher's
+# top-1 class ŷ_T, flattened and compared by cosine, averaged over the batch. GradCAM maps are
+# ReLU(Σ_k w_k A_k), w_k the spatial mean gradient of the chosen logit with respect to the
+# channel A_k of the last convolutional stage; B-cos maps are the dynamic linear weights W(x)
+# of y = W(x)ᵀx (kdlab.explain). The student's map stays differentiable (create_graph=True),
+# so the explanation term trains the student.
 
 def explanation_loss(student_maps: torch.Tensor, teacher_maps: torch.Tensor) -> torch.Tensor:
     """1 - cos(flattened student map, flattened teacher map), averaged over the batch.
@@ -132,13 +139,13 @@ class ExplanationDistillation(Distillation):
     """e²KD: distil the teacher's logits and its explanations (`e2kd_loss`; notebook 05).
 
     method: "gradcam" (any CNN; maps of `layer`, default the last stage, compared at the
-    image's size), "bcos" (B-cos teacher and student from kdlab.bcos_models; the dynamic
+    image's size), "bcos" (B-cos teacher and student from kdlab.experiments.bcos_models; the dynamic
     linear weights W(x) are compared) or "input_x_gradient". The student's explanation is
     computed in the same forward pass as its logits and stays differentiable. B-cos students
     take a second pass in explanation mode (dynamic scalings detached) for W(x), while their
     logits come from a normal pass, as for every other student.
     Frozen explanations: if the batch carries `teacher_logits` and `teacher_maps` in
-    `batch.extras` (kdlab.frozen), they are used and the teacher is not run at all.
+    `batch.extras` (kdlab.experiments.frozen), they are used and the teacher is not run at all.
     """
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.5, lam: float = 1.0,
@@ -162,7 +169,7 @@ class ExplanationDistillation(Distillation):
             return batch.extras["teacher_logits"], batch.extras["teacher_maps"]
         if stored and self.lam > 0:
             raise ValueError(f"the batch carries only {stored[0]!r}; frozen e²KD needs both "
-                             "'teacher_logits' and 'teacher_maps' (kdlab.frozen)")
+                             "'teacher_logits' and 'teacher_maps' (kdlab.experiments.frozen)")
         if self.lam == 0:  # plain KD: no explanation needed
             return self.teacher_logits(teacher, batch), None
         if teacher is None:

@@ -12,22 +12,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import ImageSet
+from .inference import batches, evaluation
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, data: ImageSet | torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Logits (float32, on the CPU) of `model` for every image, in order, in eval mode."""
     images = data.images if isinstance(data, ImageSet) else data
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        x = x.float().div_(255) if x.dtype == torch.uint8 else x
-        out.append(model(x).float().cpu())
-    model.train(was_training)
-    return torch.cat(out)
+    with evaluation(model) as net:
+        return torch.cat([net(x).float().cpu() for x in batches(net, images, batch_size)])
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

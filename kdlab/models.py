@@ -18,6 +18,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .inference import batches, capture, evaluation, unwrap
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -131,7 +133,7 @@ def torchvision_model(name: str, num_classes: int = 1000, in_channels: int = 3,
 
 
 def get_model(name: str, num_classes: int, in_channels: int = 3, **options) -> nn.Module:
-    """Build a model by name: a kdlab architecture (see `model_names()`) or any torchvision one."""
+    """Build a model by name: a kdlab architecture (`register_model`) or any torchvision one."""
     if name in _REGISTRY:
         return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, **options)
     import torchvision
@@ -142,10 +144,6 @@ def get_model(name: str, num_classes: int, in_channels: int = 3, **options) -> n
                      "or any torchvision classification model (e.g. resnet18)")
 
 
-def model_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
 def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -153,16 +151,10 @@ def num_parameters(model: nn.Module) -> int:
 @torch.no_grad()
 def penultimate_features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Inputs of the model's final linear layer, for every image (notebook 02's projections)."""
-    final = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-    captured = []
-    handle = final.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].float()))
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        for start in range(0, len(images), batch_size):
-            model(images[start:start + batch_size].to(device))
-    finally:
-        handle.remove()
-        model.train(was_training)
-    return torch.cat(captured).cpu()
+    final = [m for m in unwrap(model).modules() if isinstance(m, nn.Linear)][-1]
+    features = []
+    with evaluation(model) as net, capture(final, input=True) as seen:
+        for x in batches(net, images, batch_size):
+            net(x)
+            features.append(seen.value.float())
+    return torch.cat(features).cpu()

@@ -1,8 +1,10 @@
-"""Figures for the notebooks (matplotlib is imported inside each function).
+"""Every figure and widget of the notebooks (matplotlib and ipywidgets are imported inside
+each function, so `import kdlab` stays light).
 
-Taught where each is first used: the gallery and masks in notebook 00, softened
-distributions in notebook 01, similarity heatmaps, seed spreads and Müller projections in
-notebook 02.
+Taught where each is first used: the gallery and masks in notebook 00; softened
+distributions and the temperature slider in notebook 01; similarity heatmaps, seed spreads
+and Müller projections in notebook 02; the unit browser and detector counts in notebooks 03
+and 04; explanation maps in notebooks 05 and 06.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import dissect
 from .data import ImageSet
 
 
@@ -165,5 +168,137 @@ def plot_projections(panels: dict[str, tuple[torch.Tensor, torch.Tensor]], class
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].legend(fontsize=8, markerscale=2)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------- network dissection (03, 04)
+
+
+def plot_counts(results: dict, ax=None, errors: dict | None = None, points: dict | None = None):
+    """Grouped bar chart of detectors per category: {name: Dissection or counts Series}.
+
+    errors: {name: {category: error bar}}; points: {name: DataFrame with one row per model
+    (seed) and a column per category}, drawn as dots over the bars.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    counts = {k: (v.counts if hasattr(v, "counts") else v) for k, v in results.items()}
+    cats = list(next(iter(counts.values())).index)
+    ax = ax or plt.subplots(figsize=(7, 3.2))[1]
+    width = 0.8 / len(counts)
+    x = np.arange(len(cats))
+    for i, (name, c) in enumerate(counts.items()):
+        pos = x + i * width - 0.4 + width / 2
+        err = None if errors is None else [errors[name].get(cat, 0) for cat in cats]
+        ax.bar(pos, [c.get(cat, 0) for cat in cats], width, yerr=err, capsize=3, label=name,
+               color=f"C{i}", alpha=0.75 if points else 1.0, error_kw={"lw": 1})
+        if points is not None and name in points:
+            for j, cat in enumerate(cats):
+                values = np.asarray(points[name][cat], dtype=float)
+                ax.scatter(np.full(len(values), pos[j]), values, s=10, color="k", zorder=3)
+    ax.set_xticks(x, cats)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("concept detectors")
+    ax.legend(frameon=False)
+    return ax
+
+
+def show_unit(model, layer: str, data, result, unit: int, k: int = 6):
+    """The unit browser's figure: top images, the unit's mask, the concept's mask (notebook 03)."""
+    import matplotlib.pyplot as plt
+
+    images, unit_mask, concept_mask = dissect.unit_masks(model, layer, data, result, unit, k)
+    row = result.table.iloc[unit]
+    fig, axes = plt.subplots(3, len(images), figsize=(1.4 * len(images), 4.6), squeeze=False)
+    for j in range(len(images)):
+        img = images[j].permute(1, 2, 0).numpy()
+        img = img[..., 0] if img.shape[-1] == 1 else img
+        for r, (overlay, title) in enumerate([(None, "image"), (unit_mask[j], "unit mask (A > T)"),
+                                              (concept_mask[j], f"{row.concept} mask")]):
+            ax = axes[r, j]
+            if overlay is None:
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            else:  # the mask at full brightness, the rest dimmed, outlined in red
+                m = overlay.float().numpy()
+                if m.shape != img.shape[:2]:
+                    m_img = F.interpolate(overlay[None, None].float(), size=img.shape[:2])[0, 0].numpy()
+                else:
+                    m_img = m
+                shade = 0.25 + 0.75 * m_img
+                ax.imshow(img * (shade if img.ndim == 2 else shade[..., None]),
+                          cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+                if m_img.any():
+                    ax.contour(m_img, levels=[0.5], colors="red", linewidths=0.8)
+            ax.set_axis_off()
+            if j == 0:
+                ax.set_title(title, fontsize=8, loc="left")
+    kind = "detector" if row.detector else "not a detector"
+    fig.suptitle(f"unit {unit}: {row.concept} ({row.category or '-'}), IoU {row.iou:.3f}, {kind}",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def unit_browser(model, layer: str, data, result, unit: int | None = None, k: int = 6):
+    """An ipywidgets menu of units (best IoU first) that redraws `show_unit` (notebook 03).
+
+    Figures are placed in the Output widget with `append_display_data` rather than captured
+    with `with out:`: capturing swaps the kernel's parent message, which under headless
+    execution (papermill, nbval) occasionally left the cell waiting forever.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    table = result.table.sort_values("iou", ascending=False)
+    options = [(f"unit {r.unit}: {r.concept} ({r.category or '-'}) IoU {r.iou:.3f}"
+                + (" *" if r.detector else ""), int(r.unit)) for r in table.itertuples()]
+    menu = widgets.Dropdown(options=options, value=int(table.unit.iloc[0]) if unit is None else unit,
+                            description="unit", layout=widgets.Layout(width="420px"))
+    out = widgets.Output()
+
+    def draw(chosen):
+        fig = show_unit(model, layer, data, result, chosen, k)
+        out.outputs = ()
+        out.append_display_data(fig)
+        plt.close(fig)
+
+    menu.observe(lambda change: draw(change["new"]), names="value")
+    draw(menu.value)
+    return widgets.VBox([menu, out])
+
+
+# ---------------------------------------------------------------- explanations (05, 06)
+
+def plot_explanations(images: torch.Tensor, maps: dict, titles: list[str] | None = None,
+                      signed: bool = False):
+    """Images in the first row, then one row of explanation maps per model (notebooks 05, 06).
+
+    signed=True draws maps with a diverging colour map centred at 0 (B-cos contributions and
+    input×gradient can be negative); otherwise each map is scaled to its own maximum.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(images)
+    fig, axes = plt.subplots(1 + len(maps), n, figsize=(1.5 * n, 1.55 * (1 + len(maps))), squeeze=False)
+    for j in range(n):
+        img = images[j].float() / 255 if images.dtype == torch.uint8 else images[j].float()
+        axes[0, j].imshow(img.permute(1, 2, 0).numpy().squeeze(), cmap="gray")
+        if titles:
+            axes[0, j].set_title(titles[j], fontsize=7)
+        for i, (name, m) in enumerate(maps.items(), start=1):
+            m = m[j].float().numpy()
+            if signed:
+                v = float(np.abs(m).max()) or 1.0
+                axes[i, j].imshow(m, cmap="bwr", vmin=-v, vmax=v)
+            else:
+                axes[i, j].imshow(m, cmap="inferno", vmin=0, vmax=float(m.max()) or 1.0)
+            if j == 0:
+                axes[i, j].set_ylabel(name, fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
     return fig

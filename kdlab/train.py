@@ -6,8 +6,11 @@ Taught in notebook 01 (and reused by every later notebook).
 It picks the device (CUDA, MPS or CPU), uses bf16 autocast and channels_last on CUDA,
 can torch.compile the model, shows a tqdm progress bar, keeps the teacher in inference
 mode, writes an atomic checkpoint after every epoch and resumes from it. `load_or_train`
-wraps it in a cache keyed by the complete configuration: it reuses a checkpoint trained
-with exactly this configuration, says which it did, and never hands back random weights.
+wraps it in a cache keyed by the complete configuration (`cache_location`): it reuses a
+checkpoint trained with exactly this configuration, says which it did, and never hands back
+random weights. What happens around the loop in one process (`OneProcess`: which batches,
+which module steps, where the checkpoint goes) is a small object that
+kdlab.scale.distributed.DDP replaces to run the same loop in several processes.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,30 +26,30 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import distributed
-from .data import Batch, DeviceLoader, ImageSet
-from .paths import CACHE_DIR
+from .data import DeviceLoader, ImageSet
+from .files import CACHE_DIR, write_atomic
 
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings; every field is part of the cache key."""
+    """Optimisation settings; every field is part of the cache key. The comments are the
+    command line's help (kdlab.scale.cli)."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "sgd"          # "sgd" (momentum, Nesterov) or "adam"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"        # "cosine" or "step" (multiply by gamma at milestones)
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
-    warmup_epochs: int = 0
+    epochs: int = 10                # training epochs
+    batch_size: int = 128           # (global) batch size, split over processes under torchrun
+    optimizer: str = "sgd"          # sgd (momentum, Nesterov) | adam (AdamW)
+    lr: float = 0.05                # peak learning rate
+    momentum: float = 0.9           # SGD momentum
+    weight_decay: float = 5e-4      # weight decay
+    schedule: str = "cosine"        # cosine | step (multiply by gamma at milestones)
+    milestones: tuple[int, ...] = ()  # step schedule epochs, e.g. 150,180,210
+    gamma: float = 0.1              # step schedule factor
+    warmup_epochs: int = 0          # linear warm-up epochs
     augment: bool = True            # padded random crop + horizontal flip, on the device
-    pad: int = 4
-    seed: int = 0
+    pad: int = 4                    # crop padding (device-resident data)
+    seed: int = 0                   # initial weights and batch order
     bf16: bool = True               # autocast to bfloat16 (CUDA only)
-    channels_last: bool = True      # (CUDA only)
+    channels_last: bool = True      # channels_last memory format (CUDA only)
     compile: bool = False           # torch.compile the student
 
     def __post_init__(self):
@@ -95,12 +97,8 @@ def weights_key(model: nn.Module) -> str:
 
 
 def save_atomic(obj, path: str | Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through kdlab.files.write_atomic: a crash never leaves a half-written file."""
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 class CheckpointError(RuntimeError):
@@ -146,6 +144,42 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
                            weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
 
 
+class OneProcess:
+    """What `fit` does around its loop when it runs in a single process (the default).
+
+    kdlab.scale.distributed.DDP overrides these hooks to run the same loop in several
+    processes under torchrun; the loop itself knows nothing about processes.
+    """
+
+    rank, world_size = 0, 1
+
+    def loader(self, data, cfg: TrainConfig, device: torch.device, extras=None):
+        """This epoch's training batches: shuffled always, cropped and flipped if cfg.augment.
+
+        An ImageSet is batched on the device (kdlab.data.DeviceLoader); data streamed from disk
+        brings its own loader (kdlab.scale.imagenet.ImageFolderData.loader).
+        """
+        if isinstance(data, ImageSet):
+            return DeviceLoader(data, cfg.batch_size, device, train=True, seed=cfg.seed, extras=extras,
+                                pad=cfg.pad if cfg.augment else 0, flip=cfg.augment)
+        return data.loader(cfg.batch_size, device, train=True, augment=cfg.augment, seed=cfg.seed,
+                           extras=extras)
+
+    def prepare(self, model: nn.Module, device: torch.device, start_epoch: int, checkpoint) -> nn.Module:
+        """The module the loop calls, once any checkpoint has been resumed."""
+        return model
+
+    def total(self, t: torch.Tensor) -> torch.Tensor:
+        """`t` summed over the processes."""
+        return t
+
+    def save(self, state: dict, path) -> None:
+        save_atomic(state, path)
+
+    def finish(self, model: nn.Module) -> None:
+        """Called once after the last epoch."""
+
+
 @dataclass
 class TrainedModel:
     """What `load_or_train` returns: the model, its cache key and how it was obtained."""
@@ -160,35 +194,26 @@ class TrainedModel:
 def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: nn.Module | None = None,
         checkpoint: str | Path | None = None, key: str | None = None, device="auto",
         extras: dict[str, torch.Tensor] | None = None, progress: bool = True,
-        on_epoch_end: Callable[[int, dict], None] | None = None, desc: str = "train") -> list[dict]:
+        on_epoch_end: Callable[[int, dict], None] | None = None, desc: str = "train",
+        strategy: OneProcess | None = None) -> list[dict]:
     """Train `model` on `data` by minimising `objective(student, teacher, batch)`.
 
+    data: an ImageSet (batched on the device), or data streamed from disk that brings its own
+        loader (kdlab.scale.imagenet.ImageFolderData).
     checkpoint: file written atomically after every epoch; if it already holds an unfinished
         run with the same key, training resumes from it (same batches, same result).
     key: identity of the run stored in the checkpoint (default: a hash of the configuration,
         objective, architecture and data); a checkpoint with another key is an error.
     extras: per-image tensors passed along with each batch (e.g. frozen teacher outputs).
     on_epoch_end(epoch, record): called after each epoch's checkpoint is written.
-    data: an ImageSet (held on the device), or an object with `loader(...)` that streams
-        batches from disk (kdlab.imagenet.ImageFolderData).
+    strategy: what happens around the loop (default OneProcess(); several processes under
+        torchrun: kdlab.scale.distributed.DDP()).
     Returns the history: one record per epoch (loss, accuracy on the training batches,
     seconds, images per second).
-
-    Under torchrun (kdlab.distributed.init() called, more than one process) the model is
-    wrapped in DistributedDataParallel and cfg.batch_size stays the *global* batch: each of
-    the N processes trains on its 1/N of every batch, so N processes take the same steps as
-    one process would (models with BatchNorm normalise over each process's share). The
-    history is averaged over processes; only rank 0 writes the checkpoint and shows progress;
-    every process resumes from the checkpoint; on_epoch_end runs in every process.
     """
+    run = strategy or OneProcess()
     device = pick_device(device)
     on_cuda = device.type == "cuda"
-    rank, world = distributed.rank(), distributed.world_size()
-    if world > 1 and on_cuda and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is the global batch; it must divide evenly "
-                         f"among the {world} processes")
     if key is None:
         key = config_key(asdict(cfg), objective.config(), architecture_signature(model),
                          data.fingerprint())
@@ -200,17 +225,7 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
         for p in teacher.parameters():
             p.requires_grad_(False)
     optimizer = make_optimizer(model, cfg)
-    if isinstance(data, ImageSet):
-        # shuffled always; cropped and flipped only when cfg.augment
-        loader = DeviceLoader(data, cfg.batch_size, device, train=True, seed=cfg.seed, extras=extras,
-                              pad=cfg.pad if cfg.augment else 0, flip=cfg.augment)
-        if world > 1:
-            loader = RankShare(loader, rank, world)
-    elif hasattr(data, "loader"):  # streamed from disk; it shards with a DistributedSampler
-        loader = data.loader(cfg.batch_size // world, device, train=True, augment=cfg.augment,
-                             seed=cfg.seed, rank=rank, world_size=world, extras=extras)
-    else:
-        raise TypeError(f"data must be a kdlab ImageSet or have a loader() method, got {type(data).__name__}")
+    loader = run.loader(data, cfg, device, extras)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise ValueError(f"{len(data)} images are fewer than one batch of {cfg.batch_size}")
@@ -223,20 +238,15 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, start_epoch = state["history"], state["epoch"]
-        if start_epoch and start_epoch < cfg.epochs and rank == 0:
+        if start_epoch and start_epoch < cfg.epochs and run.rank == 0:
             print(f"Resuming {desc} from {Path(checkpoint).name} after epoch {start_epoch}/{cfg.epochs}")
-    train_model = model
-    if world > 1:
-        _same_start_everywhere(start_epoch, checkpoint, device)
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
+    train_model = run.prepare(model, device, start_epoch, checkpoint)
     step_model = torch.compile(train_model) if cfg.compile else train_model
 
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
-               desc=desc, disable=not progress or rank != 0, leave=False, mininterval=1.0)
+               desc=desc, disable=not progress or run.rank != 0, leave=False, mininterval=1.0)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             train_model.train()
@@ -245,9 +255,8 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
             correct = torch.zeros((), device=device)
             seen, t0 = 0, time.perf_counter()
             for step, batch in enumerate(loader):
-                x = batch.x.contiguous(memory_format=torch.channels_last) \
-                    if on_cuda and cfg.channels_last else batch.x
-                batch.x = x
+                if on_cuda and cfg.channels_last:
+                    batch.x = batch.x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda and cfg.bf16):
                     loss, logits = objective(step_model, teacher, batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -259,8 +268,8 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
                 seen += len(batch.y)
                 bar.update(1)
                 if step % 50 == 0 or step == steps_per_epoch - 1:
-                    # every process sees the same mean, so all stop together on a NaN
-                    mean_loss = distributed.all_reduce_sum(loss_sum).item() / world / (step + 1)
+                    # the mean over all processes, so that all of them stop together on a NaN
+                    mean_loss = run.total(loss_sum).item() / run.world_size / (step + 1)
                     if not math.isfinite(mean_loss):
                         raise FloatingPointError(
                             f"{desc}: the loss became {mean_loss} in epoch {epoch + 1}, step {step + 1}. "
@@ -268,89 +277,57 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
                             "try a lower learning rate or check the inputs.")
                     bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", refresh=False)
             seconds = time.perf_counter() - t0
-            if world > 1:  # the history describes the whole global batch, not this share
-                loss_sum = distributed.all_reduce_sum(loss_sum) / world
-                correct = distributed.all_reduce_sum(correct)
-                seen = int(distributed.all_reduce_sum(torch.tensor(seen, device=device)).item())
-            record = {"epoch": epoch + 1, "loss": loss_sum.item() / steps_per_epoch,
+            # the history describes the whole (global) batch, not one process's share
+            loss_sum, correct = run.total(loss_sum), run.total(correct)
+            seen = int(run.total(torch.tensor(seen, device=device)).item())
+            record = {"epoch": epoch + 1, "loss": loss_sum.item() / run.world_size / steps_per_epoch,
                       "train_acc": correct.item() / seen, "seconds": seconds,
                       "images_per_s": seen / seconds}
             history.append(record)
-            if checkpoint is not None and rank == 0:
-                save_atomic({"key": key, "epoch": epoch + 1, "complete": epoch + 1 == cfg.epochs,
-                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "history": history,
-                             "config": asdict(cfg), "objective": objective.config(),
-                             "world_size": world}, checkpoint)  # provenance, not part of the key
-            distributed.barrier()  # no process starts the next epoch before the checkpoint exists
+            if checkpoint is not None:
+                run.save({"key": key, "epoch": epoch + 1, "complete": epoch + 1 == cfg.epochs,
+                          "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "history": history,
+                          "config": asdict(cfg), "objective": objective.config(),
+                          "world_size": run.world_size}, checkpoint)  # provenance, not part of the key
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
     finally:
         bar.close()
-    if world > 1:  # BatchNorm statistics differ per process: keep rank 0's, the checkpointed ones
-        for buffer in model.buffers():
-            torch.distributed.broadcast(buffer, 0)
+    run.finish(model)
     model.eval()
     return history
 
 
-class RankShare:
-    """This process's share of every global batch of a DeviceLoader: images rank, rank+N, ...
+def cache_location(name: str, model: nn.Module, data, objective, cfg: TrainConfig,
+                   teacher: TrainedModel | nn.Module | None = None, extras_key: str = "",
+                   cache_dir: str | Path | None = None) -> tuple[str, Path]:
+    """(key, file) of `name` trained with exactly this configuration.
 
-    Every process draws the same global batch with the same crops and flips and keeps its
-    1/N, so N processes together see exactly the batches a single process would, and a run
-    resumes identically with any number of processes.
+    The key covers the architecture, every TrainConfig field, the objective's settings, the
+    training data's fingerprint, the teacher's identity (its cache key, or a hash of its
+    weights) and the stored teacher outputs (extras_key), so a change to any of them trains anew.
     """
-
-    def __init__(self, loader: DeviceLoader, rank: int, world_size: int):
-        if loader.batch_size % world_size:
-            raise ValueError(f"batch size {loader.batch_size} does not divide among {world_size} processes")
-        self.loader, self.rank, self.world_size = loader, rank, world_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.loader.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        share = slice(self.rank, None, self.world_size)
-        for b in self.loader:
-            yield Batch(x=b.x[share], y=b.y[share], index=b.index[share],
-                        extras={k: v[share] for k, v in b.extras.items()})
-
-
-def _same_start_everywhere(start_epoch: int, checkpoint, device: torch.device) -> None:
-    """Every process must resume from the same epoch, or they would wait for each other forever."""
-    t = torch.tensor([start_epoch, -start_epoch], device=device)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    if t[0].item() != -t[1].item():
-        raise CheckpointError(
-            f"processes resume from different epochs ({-t[1].item()} to {t[0].item()}): the "
-            f"checkpoint {checkpoint} must be on a file system that every process can read")
+    if isinstance(teacher, TrainedModel):
+        teacher_id = teacher.key
+    else:
+        teacher_id = None if teacher is None else weights_key(teacher)
+    key = config_key(architecture_signature(model), asdict(cfg), objective.config(),
+                     data.fingerprint(), teacher_id, extras_key)
+    return key, Path(cache_dir or CACHE_DIR) / f"{name}-{key}.pt"
 
 
 def load_or_train(name: str, build_model: Callable[[], nn.Module], data: ImageSet, objective,
                   cfg: TrainConfig, teacher: TrainedModel | nn.Module | None = None,
                   cache_dir: str | Path | None = None, device="auto", progress: bool = True,
-                  extras: dict[str, torch.Tensor] | None = None, extras_key: str = "") -> TrainedModel:
-    """Reuse the model trained with exactly this configuration, or train and cache it.
-
-    The cache key covers the architecture, every TrainConfig field, the objective's settings,
-    the training data's fingerprint and the teacher's identity, so a change to any of them
-    trains anew. Prints which of the two happened. An interrupted training resumes.
+                  extras: dict[str, torch.Tensor] | None = None, extras_key: str = "",
+                  strategy: OneProcess | None = None) -> TrainedModel:
+    """Reuse the model trained with exactly this configuration (`cache_location`), or train
+    and cache it. Prints which of the two happened. An interrupted training resumes.
     """
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
     model = build_model()
-    if isinstance(teacher, TrainedModel):
-        teacher_id, teacher_model = teacher.key, teacher.model
-    elif teacher is not None:
-        teacher_id, teacher_model = weights_key(teacher), teacher
-    else:
-        teacher_id, teacher_model = None, None
-    key = config_key(architecture_signature(model), asdict(cfg), objective.config(),
-                     data.fingerprint(), teacher_id, extras_key)
-    path = Path(cache_dir or CACHE_DIR) / f"{name}-{key}.pt"
+    key, path = cache_location(name, model, data, objective, cfg, teacher, extras_key, cache_dir)
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=False)
         if state.get("complete"):
@@ -359,10 +336,10 @@ def load_or_train(name: str, build_model: Callable[[], nn.Module], data: ImageSe
             print(f"Loaded {name} from the cache ({path.name}): trained earlier with this exact configuration.")
             return TrainedModel(model, key, path, state["history"], loaded=True)
     t0 = time.perf_counter()
+    teacher_model = teacher.model if isinstance(teacher, TrainedModel) else teacher
     history = fit(model, data, objective, cfg, teacher=teacher_model, checkpoint=path, key=key,
-                  device=device, progress=progress, extras=extras, desc=name)
+                  device=device, progress=progress, extras=extras, desc=name, strategy=strategy)
     print(f"Trained {name} in {time.perf_counter() - t0:.0f} s "
           f"({cfg.epochs} epochs, final training accuracy {history[-1]['train_acc']:.3f}); "
           f"saved to the cache as {path.name}.")
     return TrainedModel(model, key, path, history, loaded=False)
-

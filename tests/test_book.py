@@ -1,5 +1,5 @@
 """The Jupyter Book: builds offline from the committed notebooks with warnings as errors
-(kdlab.book, `make book`), serves its widget and MathJax bundles itself, and its results page
+(kdlab.tools.book, `make book`), serves its widget and MathJax bundles itself, and its results page
 names where every number came from. tests/test_browser.py opens the same build in Chromium.
 """
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from kdlab import book
-from kdlab.paths import PROJECT_ROOT
+from kdlab import papers
+from kdlab.tools import book
+from kdlab.files import PROJECT_ROOT
 
 ASSETS = PROJECT_ROOT / "book" / "_assets"
 EXTERNAL = re.compile(r"""(?:src|href)=["'](?:https?:)?//(?!(?:127\.0\.0\.1|localhost))[^"']+\.(?:js|css|woff2?)""")
@@ -75,8 +76,10 @@ def test_results_page_names_source_of_every_number(tmp_path):
     for expected in ("parameter file `cifar100_gpu`", "device cuda:0 (NVIDIA H100), 16 CPU cores",
                      "finished 2025-11-20T10:11:12+0000", "| accuracy / scratch | 0.6931 |",
                      "| accuracy / kd | 0.7013 |", "| agreement | [0.8, 0.81] |", "`seed=0`",
-                     "69.94 %", "70.80 %", "70.13 %"):  # ours, then the papers' (DESIGN §2.2)
+                     "| scratch | 69.94 | 275 |", "| kd | 70.80 | 312 |", "| ls | 70.13 | 219 |"):
+        # ours, then Han et al.'s numbers as kdlab/papers.json holds them
         assert expected in section, f"{expected!r} missing from the results section:\n{section}"
+    assert [r[1:] for r in papers.entry("han2023")["rows"]] == [[69.94, 275], [70.8, 312], [70.13, 219]]
     first = page.split("## [01_knowledge_distillation]")[1].split("## [02")[0]
     assert "No results record" in first
 
@@ -93,7 +96,7 @@ def test_results_from_committed_notebooks_come_from_their_outputs(tmp_path):
     page = book.results_markdown([(record, "the committed notebook")], {"05_e2kd": "05 · e²KD"}, "x")
     assert "## [05 · e²KD](notebooks/05_e2kd.ipynb)" in page
     assert "| | accuracy | agreement |" in page and "| student: e2kd | 0.5 | 0.61 |" in page  # a row per model
-    assert "| shots | 50 |" in page and "49.8/55.5 → 54.9/61.7" in page
+    assert "| shots | 50 |" in page and "| 49.8 / 55.5 | 54.9 / 61.7 |" in page  # papers.json's table
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):

@@ -1,4 +1,9 @@
-"""The Broden reader and writer (kdlab.broden): format, round trip, dissection, bad files."""
+"""The Broden reader (kdlab.broden): format, round trip, dissection, bad files.
+
+`write_broden` below writes the synthetic concept dataset in the Broden format, so that the
+reader can be checked against the data in memory: dissecting the export must equal dissecting
+the ImageSet.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from kdlab.broden import BrodenDataset, BrodenFormatError, write_broden
-from kdlab.dissect import ImageSetConcepts, dissect
+from kdlab.broden import META_COLUMNS, BrodenDataset, BrodenFormatError, ImageSetConcepts
+from kdlab.data import ImageSet
+from kdlab.dissect import dissect
 from kdlab.models import get_model
 from kdlab.synthetic import make_concept_dataset
 
@@ -20,6 +26,85 @@ _spec = importlib.util.spec_from_file_location("dissect_reference", Path(__file_
 _reference = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_reference)
 reference_dissect = _reference.reference_dissect
+BRODEN_CATEGORIES = ("color", "object", "material", "part", "scene", "texture")
+
+
+def write_broden(data: ImageSet, root, split: str = "val", mask_scale: int = 1) -> Path:
+    """Write `data` (images with concept masks) as a Broden directory at `root`.
+
+    Images are lossless PNGs, so dissecting the export equals dissecting `data` in memory.
+    mask_scale: masks are written at 1/mask_scale of the image size (broden1_224 uses 2;
+    taken by nearest-neighbour subsampling, so use 1 for an export that must match exactly).
+    """
+    if not data.masks and not data.image_labels:
+        raise ValueError(f"dataset {data.name!r} has no concept annotations to write")
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    masks = {k: v[:, ::mask_scale, ::mask_scale] for k, v in (data.masks or {}).items()}
+    scalars = dict(data.image_labels or {})
+    present = list(masks) + list(scalars)
+    categories = [c for c in dict.fromkeys(data.concept_categories) if c in present]
+    categories += [c for c in present if c not in categories]
+    columns = list(META_COLUMNS) + list(BRODEN_CATEGORIES) + [c for c in categories
+                                                             if c not in BRODEN_CATEGORIES]
+    n, _, ih, iw = data.images.shape
+    sh, sw = next(iter(masks.values())).shape[-2:] if masks else (ih, iw)
+    n_concepts = len(data.concepts)
+    freq = np.zeros((len(categories), n_concepts), dtype=np.int64)   # images with the label
+    cover = np.zeros((len(categories), n_concepts))                  # area in whole images
+    with open(root / "index.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for i in range(n):
+            name = f"synthetic/{i:06d}.png"
+            (root / "images" / "synthetic").mkdir(exist_ok=True)
+            rgb = data.images[i].permute(1, 2, 0).numpy()
+            Image.fromarray(rgb[..., 0] if rgb.shape[-1] == 1 else rgb).save(root / "images" / name)
+            cells = {}
+            for ci, cat in enumerate(categories):
+                if cat in masks:
+                    m = masks[cat][i].numpy().astype(np.int64)
+                    if not m.any():
+                        cells[cat] = ""
+                        continue
+                    png = f"synthetic/{i:06d}_{cat}.png"
+                    enc = np.stack([m % 256, m // 256, np.zeros_like(m)], -1).astype(np.uint8)
+                    Image.fromarray(enc).save(root / "images" / png)
+                    cells[cat] = png
+                    labels, counts = np.unique(m[m > 0], return_counts=True)
+                    freq[ci, labels] += 1
+                    cover[ci, labels] += counts / m.size
+                else:
+                    label = int(scalars[cat][i])
+                    cells[cat] = str(label) if label else ""
+                    if label:
+                        freq[ci, label] += 1
+                        cover[ci, label] += 1.0
+            writer.writerow([name, split, ih, iw, sh, sw] + [cells.get(c, "") for c in columns[6:]])
+    with open(root / "label.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["number", "name", "category", "frequency", "coverage", "syns"])
+        for number in range(1, n_concepts):
+            cats = ";".join(f"{c}({freq[ci, number]})" for ci, c in enumerate(categories)
+                            if freq[ci, number])
+            writer.writerow([number, data.concepts[number], cats, int(freq[:, number].sum()),
+                             f"{cover[:, number].sum():.6f}", ""])
+    with open(root / "category.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "first", "last", "count", "frequency"])
+        for ci, cat in enumerate(categories):
+            numbers = np.nonzero(freq[ci])[0]
+            first, last = (int(numbers.min()), int(numbers.max())) if len(numbers) else (0, 0)
+            annotated = n if cat in scalars else int((masks[cat].flatten(1) > 0).any(1).sum())
+            writer.writerow([cat, first, last, len(numbers), annotated])
+            with open(root / f"c_{cat}.csv", "w", newline="") as g:
+                w = csv.writer(g)
+                w.writerow(["code", "number", "name", "frequency", "coverage"])
+                w.writerow([0, 0, "-", 0, 0.0])
+                for code, number in enumerate(numbers, start=1):
+                    w.writerow([code, int(number), data.concepts[number], int(freq[ci, number]),
+                                f"{cover[ci, number]:.6f}"])
+    return root
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from kdlab import book
-from kdlab.paths import PROJECT_ROOT
+from kdlab.tools import book
+from kdlab.files import PROJECT_ROOT
 
 try:  # the module pytest collected (tests/ is on sys.path): its build cache is shared
     from test_book import built_book

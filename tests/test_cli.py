@@ -1,4 +1,4 @@
-"""`python -m kdlab.cli`: options from YAML and flags, clear errors, the notebook cache, torchrun."""
+"""`python -m kdlab.scale.cli`: options from YAML and flags, clear errors, the notebook cache, torchrun."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdlab import cli, course
-from kdlab.cli import main, parse_options
+from kdlab import recipes
+from kdlab.scale.cli import main, parse_options
 
 TINY = ["--n-train", "300", "--n-test", "100", "--epochs", "1", "--batch-size", "64",
         "--lr", "0.1", "--no-progress"]
@@ -40,9 +40,13 @@ def test_mistyped_options_fail_naming_the_closest_valid_one(capsys, tmp_path):
     config.write_text("epochs: 3\nlearning_rate: 0.1\n")
     assert "unknown option 'learning_rate'" in error_of(["--config", str(config)], capsys)
     config.write_text("lr: fast\n")
-    assert "'lr' must be float" in error_of(["--config", str(config)], capsys)
+    assert "'lr' must be a number" in error_of(["--config", str(config)], capsys)
     config.write_text("epochs: 2.5\n")
     assert "'epochs' must be an integer" in error_of(["--config", str(config)], capsys)
+    config.write_text("milestones: [1, two]\n")
+    assert "'milestones' must be a list of integers" in error_of(["--config", str(config)], capsys)
+    config.write_text("augment: maybe\n")
+    assert "'augment' must be true or false" in error_of(["--config", str(config)], capsys)
     config.write_text("- epochs\n")
     assert "mapping" in error_of(["--config", str(config)], capsys)
     assert "does not exist" in error_of(["--config", str(tmp_path / "nope.yaml")], capsys)
@@ -60,21 +64,32 @@ def test_values_that_do_not_make_a_run_fail_before_anything_is_loaded(capsys):
 def test_flags_override_the_yaml_file(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("role: teacher\nepochs: 5\nbatch_size: 32\nmilestones: [3, 4]\naugment: false\n")
-    o = parse_options(["--params", str(config), "--epochs", "2", "--milestones", "1,2"])
-    assert (o["role"], o["epochs"], o["batch_size"], o["milestones"], o["augment"]) == \
+    recipe, cfg, options = parse_options(["--params", str(config), "--epochs", "2", "--milestones", "1,2"])
+    assert (recipe.role, cfg.epochs, cfg.batch_size, cfg.milestones, cfg.augment) == \
         ("teacher", 2, 32, (1, 2), False)
-    assert parse_options(["train", "--batch_size", "16", "--augment"])["batch_size"] == 16
-    assert cli.train_config(o).milestones == (1, 2)
+    assert parse_options(["train", "--batch_size", "16", "--augment"])[1].batch_size == 16
+    _, _, options = parse_options(["--data-root", "none", "--n-images", "null", "--no-dry-run"])
+    assert options.data_root is None and options.n_images is None and not options.dry_run
+
+
+def test_every_field_is_an_option_with_its_comment_as_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, help_text in [("--temperature", "KD temperature T"), ("--batch-size", "split over processes"),
+                            ("--warmup-epochs", "linear warm-up epochs"), ("--dry-run", "train nothing"),
+                            ("--explain-method", "gradcam | bcos")]:
+        assert flag in text and help_text in text, flag
 
 
 def test_the_cli_and_the_notebooks_share_the_cache(tmp_path, monkeypatch, one_thread, capsys):
-    """A model trained by a notebook (kdlab.course) is found by the CLI and vice versa."""
+    """A model trained by a notebook (kdlab.recipes) is found by the CLI and vice versa."""
     import kdlab.train
 
     cache = tmp_path / "cache"
     monkeypatch.setattr(kdlab.train, "CACHE_DIR", cache)
-    train, _ = course.course_data("synthetic", n_train=300, n_test=100)
-    teacher = course.train_teacher(train, arch="resnet8_w8", epochs=1, lr=0.1, batch_size=64,
+    train, _ = recipes.course_data("synthetic", n_train=300, n_test=100)
+    teacher = recipes.train_teacher(train, arch="resnet8_w8", epochs=1, lr=0.1, batch_size=64,
                                    device="cpu")
     common = TINY + ["--cache-dir", str(cache), "--device", "cpu", "--arch", "resnet8_w8"]
     assert main(["train", "--role", "teacher", *common, "--results", str(tmp_path / "t.json")]) == 0
@@ -93,7 +108,7 @@ def test_the_cli_and_the_notebooks_share_the_cache(tmp_path, monkeypatch, one_th
     result = json.loads((tmp_path / "s.json").read_text())
     assert not result["loaded"] and result["checkpoint"] == planned
     assert "agreement" in result["test"] and result["train_images"] == 200
-    student = course.train_student("kd", train, teacher, arch="resnet8_w8", n_images=200, epochs=1,
+    student = recipes.train_student("kd", train, teacher, arch="resnet8_w8", n_images=200, epochs=1,
                                    lr=0.1, batch_size=64, temperature=4.0, alpha=0.9, device="cpu")
     assert student.loaded and str(student.path) == planned
 
@@ -107,7 +122,7 @@ def test_a_teacher_glob_must_name_exactly_one_checkpoint(tmp_path, capsys):
 def test_torchrun_two_processes_then_one_process_finds_the_finished_run(tmp_path):
     """The real launcher: torchrun starts 2 gloo processes; rank 0 alone writes and speaks."""
     ckpt, results = tmp_path / "run.pt", tmp_path / "run.json"
-    args = ["-m", "kdlab.cli", "train", "--role", "teacher", "--arch", "resnet8_w8",
+    args = ["-m", "kdlab.scale.cli", "train", "--role", "teacher", "--arch", "resnet8_w8",
             "--n-train", "128", "--n-test", "64", "--epochs", "1", "--batch-size", "32",
             "--device", "cpu", "--checkpoint", str(ckpt), "--results", str(results)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "KDLAB_RUN_DIR": str(tmp_path)}

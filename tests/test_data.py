@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdlab.data import (DeviceLoader, few_shot_indices, load_cifar, load_dataset, load_fashion_mnist,
-                        random_crop_flip, read_idx)
+from kdlab.data import DeviceLoader, few_shot_indices, random_crop_flip
+from kdlab.datasets import load_cifar, load_dataset, load_fashion_mnist, read_idx
 from kdlab.synthetic import make_concept_dataset
 
 
@@ -32,7 +32,7 @@ def test_fashion_mnist_from_idx_files_in_torchvision_layout(tmp_path):
 
 
 def test_missing_datasets_say_how_to_get_them(tmp_path, monkeypatch):
-    monkeypatch.setattr("kdlab.data.DEBIAN_FASHION_MNIST", tmp_path / "none")
+    monkeypatch.setattr("kdlab.datasets.DEBIAN_FASHION_MNIST", tmp_path / "none")
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
         load_fashion_mnist("train", root=tmp_path)
     with pytest.raises(FileNotFoundError, match="get_datasets.py cifar100"):

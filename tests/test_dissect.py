@@ -1,13 +1,18 @@
 """Network dissection (kdlab.dissect) against a plain loop reference and hand-computed cases.
 
-`reference_dissect` below is the definition written for clarity (DESIGN §2.3): it holds every
-activation, takes np.quantile per unit, and loops over images and units. The vectorised,
+`reference_dissect` below is Bau et al.'s definition written for clarity: T_k with
+P(a_k > T_k) = quantile over all positions of all images (np.quantile per unit, every
+activation held), maps upsampled bilinearly to the masks, and IoU_{k,c} = Σ|M_k ∩ L_c| /
+Σ|M_k ∪ L_c| summed over the whole dataset by loops over images and units; image-level labels
+are whole-image masks, and each label is scored in its primary category. The vectorised,
 streaming `kdlab.dissect.dissect` must give the same thresholds and IoUs.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdlab.broden import concept_data, concept_source
 from kdlab.data import ImageSet
-from kdlab.dissect import (Dissection, TopQuantile, concept_source, dissect, find_layer,
-                           layer_activations, load_model, quantile_threshold)
+from kdlab.dissect import (Dissection, TopQuantile, dissect, dissect_quantiles, layer_activations,
+                           load_model, quantile_threshold)
+from kdlab.files import PROJECT_ROOT
+from kdlab.inference import find_layer
 from kdlab.models import get_model
 from kdlab.synthetic import make_concept_dataset
 from kdlab.train import CheckpointError, save_atomic
@@ -98,16 +106,16 @@ def small():
 def test_streaming_quantile_equals_numpy(n, q):
     g = torch.Generator().manual_seed(n)
     values = torch.randn(7, n, generator=g).relu()  # many ties at zero, as after a ReLU
-    tq = TopQuantile(q, n)
+    tq = TopQuantile([q], n)
     for chunk in torch.split(values, 13, dim=1):
         tq.update(chunk)
     expected = np.quantile(values.double().numpy(), 1 - q, axis=1).astype(np.float32)
-    np.testing.assert_array_equal(tq.thresholds().numpy(), expected)
+    np.testing.assert_array_equal(tq.thresholds()[0].numpy(), expected)
     assert tq.top.shape[1] <= n - int(np.floor((1 - q) * (n - 1)))  # memory: units × k only
 
 
 def test_streaming_quantile_refuses_wrong_counts():
-    tq = TopQuantile(0.1, 10)
+    tq = TopQuantile([0.1], 10)
     tq.update(torch.zeros(2, 6))
     with pytest.raises(ValueError, match="expected 10"):
         tq.thresholds()
@@ -262,55 +270,54 @@ def test_load_model_formats(tmp_path):
         load_model("resnet8", tmp_path / "plain.pt", num_classes=12)
 
 
+def test_relative_checkpoint_is_relative_to_the_project(tmp_path):
+    model = _model(seed=4)
+    torch.save(model.state_dict(), tmp_path / "plain.pt")
+    relative = Path(os.path.relpath(tmp_path / "plain.pt", PROJECT_ROOT))
+    assert not relative.is_absolute()
+    loaded = load_model("resnet8_w8", relative, num_classes=12)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_several_quantiles_in_one_call_equal_separate_calls(small):
+    model = _model(seed=6)
+    several = dissect_quantiles(model, "layer3", small, [0.005, 0.05], progress=False)
+    for q, r in zip((0.005, 0.05), several):
+        alone = dissect(model, "layer3", small, quantile=q, progress=False)
+        assert r.quantile == q and torch.equal(r.thresholds, alone.thresholds)
+        assert torch.equal(r.intersection, alone.intersection) and r.table.equals(alone.table)
+    tq = TopQuantile([0.1, 0.3], 50)
+    values = torch.rand(3, 50)
+    tq.update(values)
+    expected = np.quantile(values.double().numpy(), [0.9, 0.7], axis=1).astype(np.float32)
+    np.testing.assert_array_equal(tq.thresholds().numpy(), expected)
+
+
+def test_dissect_restores_the_mode_and_removes_its_hook(small):
+    model = _model(seed=7).train()
+    dissect(model, "layer3", small, quantile=0.02, progress=False)
+    assert model.training and not model.layer3._forward_hooks
+
+
 # ---------------------------------------------------------------------------------------------
-# Ground-truth saliency scores and the notebook 04 helpers (kdlab.saliency_scores, kdlab.han)
+# Concept data and the notebook 04 helpers (kdlab.broden.concept_data, kdlab.experiments.han2023)
 
-def test_ground_truth_scores_by_hand():
-    from kdlab.saliency_scores import ground_truth_scores
-
-    obj = torch.zeros(2, 4, 4, dtype=torch.uint8)
-    obj[:, :2, :2] = 1                                   # 4 object pixels per image, 12 background
-    part = torch.zeros_like(obj)
-    part[:, 0, 0] = 1
-    perfect = ground_truth_scores(obj.float() * 3, obj, part)
-    assert perfect == {"accuracy": 1.0, "precision": 1.0, "recall": 1.0, "fpr": 0.0,
-                       "salient_fraction": 0.25, "part_recall": 1.0}
-    sal = torch.zeros(2, 4, 4)
-    sal[:, 0, :] = 1.0                                   # the top row: 2 object + 2 background pixels
-    sal[:, 1, 1] = 0.4                                   # below half the maximum: not salient
-    s = ground_truth_scores(sal, obj, part, level=0.5)
-    assert (s["precision"], s["recall"], s["fpr"]) == (0.5, 0.5, pytest.approx(2 / 12))
-    assert s["accuracy"] == pytest.approx((4 + 20) / 32)
-    assert ground_truth_scores(torch.zeros(2, 4, 4), obj)["salient_fraction"] == 0.0
-    with pytest.raises(ValueError, match="differ"):
-        ground_truth_scores(sal[:, :3], obj)
-
-
-def test_saliency_maps_shapes(small):
-    from kdlab.saliency_scores import saliency_maps, score_model
-
-    model = _model()
-    cam = saliency_maps(model, small, "gradcam", "layer3", n=10)
-    grad = saliency_maps(model, small, "input_gradient", n=10)
-    assert cam.shape == grad.shape == (10, 32, 32) and cam.min() >= 0 and grad.min() >= 0
-    scores = score_model(model, small, n=10)
-    assert 0 <= scores["precision"] <= 1 and 0 <= scores["fpr"] <= 1
-    with pytest.raises(ValueError, match="unknown saliency method"):
-        saliency_maps(model, small, "lime", n=2)
-
-
-def test_han_helpers(small, tmp_path):
-    from kdlab import han
-
+def test_concept_data(small, tmp_path):
     grey_like = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), ["a"])
-    grey = han.concept_data("synthetic", like=grey_like, n=20)
+    grey = concept_data("synthetic", like=grey_like, n=20)
     assert grey.images.shape == (20, 1, 28, 28) and grey.masks["object"].shape == (20, 28, 28)
-    assert len(han.concept_data("synthetic", like=small, n=30)) == 30
+    assert len(concept_data("synthetic", like=small, n=30)) == 30
     with pytest.raises(FileNotFoundError, match="get_broden"):
-        han.concept_data("broden", root=tmp_path / "nowhere")
+        concept_data("broden", root=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="'synthetic' or 'broden'"):
+        concept_data("imagenet")
+
+
+def test_han_helpers(small):
+    from kdlab.experiments import han2023 as han
+
     with pytest.raises(ValueError, match="unknown kinds"):
         han.imagenet_models("resnet18", {"distilled": ["x.pt"]})
-    assert han.resolve("checkpoints/a.pt").endswith("checkpoints/a.pt") and han.resolve("/a.pt") == "/a.pt"
     models = {"scratch": [(0, _model(seed=0)), (1, _model(seed=1))], "kd": [(0, _model(seed=2))]}
     results, table, sweep = han.dissect_models(models, "layer3", small, quantile=0.02, progress=False,
                                                sweep=[0.02, 0.1])
@@ -321,15 +328,16 @@ def test_han_helpers(small, tmp_path):
     assert n.to_dict() == {"scratch": 2, "kd": 1} and spread.loc["kd", "detectors"] == 0.0
 
 
-def test_several_quantiles_in_one_call_equal_separate_calls(small):
-    model = _model(seed=6)
-    several = dissect(model, "layer3", small, quantile=[0.005, 0.05], progress=False)
-    for q, r in zip((0.005, 0.05), several):
-        alone = dissect(model, "layer3", small, quantile=q, progress=False)
-        assert r.quantile == q and torch.equal(r.thresholds, alone.thresholds)
-        assert torch.equal(r.intersection, alone.intersection) and r.table.equals(alone.table)
-    tq = TopQuantile([0.1, 0.3], 50)
-    values = torch.rand(3, 50)
-    tq.update(values)
-    expected = np.quantile(values.double().numpy(), [0.9, 0.7], axis=1).astype(np.float32)
-    np.testing.assert_array_equal(tq.thresholds().numpy(), expected)
+def test_han_saliency_scores(small):
+    from kdlab.experiments import han2023 as han
+
+    models = {"scratch": [(0, _model(seed=0))], "ls": [(0, _model(seed=1))]}
+    scores = han.saliency_scores(models, small, "layer3", n=10)
+    assert list(scores.kind) == ["scratch", "ls"]
+    for column in ("accuracy", "precision", "recall", "fpr", "salient_fraction", "part_recall"):
+        assert scores[column].between(0, 1).all()
+    with pytest.raises(ValueError, match="unknown explanation method"):
+        han.saliency_scores(models, small, method="lime", n=2)
+    plain = ImageSet(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), ["a"])
+    with pytest.raises(ValueError, match="object masks"):
+        han.saliency_scores(models, plain)

@@ -1,7 +1,8 @@
 """`fit` under DistributedDataParallel: two gloo processes on this CPU against one process.
 
-Two processes (kdlab.distributed.launch_local, the same environment torchrun sets up) train a
-small model without BatchNorm with a global batch of 32 (16 per process), are interrupted
+Two processes (`launch_local` below sets up the environment torchrun would) train with
+`fit(..., strategy=kdlab.scale.distributed.DDP())` a small model without BatchNorm with a
+global batch of 32 (16 per process), are interrupted
 after epoch 1 and resume from the checkpoint. They must end with bit-identical weights, and
 those weights must match one process trained without interruption on the same global
 batches within a float32 rounding tolerance.
@@ -22,11 +23,14 @@ BatchNorm model is still checked to end with identical weights *and* statistics 
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 import torch
 from torch import nn
 
-from kdlab import distributed
+from kdlab.scale import distributed
 from kdlab.data import ImageSet
 from kdlab.losses import CrossEntropy
 from kdlab.models import get_model
@@ -69,6 +73,31 @@ class Interrupted(Exception):
     pass
 
 
+def _local_worker(local_rank: int, fn, nprocs: int, port: int, args: tuple):
+    os.environ.update(RANK=str(local_rank), WORLD_SIZE=str(nprocs), LOCAL_RANK=str(local_rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)  # the processes share the cores instead of each taking all
+    info = distributed.init(device="cpu")
+    try:
+        fn(info, *args)
+    finally:
+        distributed.cleanup()
+
+
+def launch_local(fn, nprocs: int = 2, args: tuple = ()) -> None:
+    """Run `fn(info, *args)` in `nprocs` gloo processes on this machine (CPU), like torchrun.
+
+    `fn` must be a module-level function (the processes are spawned); an exception in any
+    process is raised here, with that process's traceback.
+    """
+    import torch.multiprocessing as mp
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a port free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_local_worker, args=(fn, nprocs, port, args), nprocs=nprocs, join=True)
+
+
 def _worker(info, folder):
     """Runs in each of the two processes."""
     import shutil
@@ -90,32 +119,36 @@ def _worker(info, folder):
         if epoch == 0:
             raise Interrupted
 
+    ddp = distributed.strategy()
+    assert isinstance(ddp, distributed.DDP)
     try:
         fit(tiny_net(), data, CrossEntropy(), CFG, checkpoint=ckpt, device="cpu", progress=False,
-            on_epoch_end=stop_after_first)
+            on_epoch_end=stop_after_first, strategy=ddp)
     except Interrupted:
         pass
     if info.rank == 0:
         shutil.copy(ckpt, folder / "after-epoch-1.pt")
     distributed.barrier()
     model = tiny_net()  # a fresh process would start from fresh weights too
-    history = fit(model, data, CrossEntropy(), CFG, checkpoint=ckpt, device="cpu", progress=False)
+    history = fit(model, data, CrossEntropy(), CFG, checkpoint=ckpt, device="cpu", progress=False,
+                  strategy=ddp)
 
     # BatchNorm: ranks normalise over different images but must end identical (weights + stats)
     bn_model = get_model("resnet8_w8", 4)
     fit(bn_model, data, CrossEntropy(), TrainConfig(epochs=1, batch_size=32, seed=0),
-        device="cpu", progress=False)
+        device="cpu", progress=False, strategy=ddp)
 
     # a global batch that does not split evenly, and ranks that would resume different epochs
     errors = {}
     try:
         fit(tiny_net(), data, CrossEntropy(), TrainConfig(epochs=1, batch_size=33), device="cpu",
-            progress=False)
+            progress=False, strategy=ddp)
     except ValueError as err:
         errors["batch"] = str(err)
     mine = folder / ("after-epoch-1.pt" if info.rank == 0 else "missing.pt")
     try:
-        fit(tiny_net(), data, CrossEntropy(), CFG, checkpoint=mine, device="cpu", progress=False)
+        fit(tiny_net(), data, CrossEntropy(), CFG, checkpoint=mine, device="cpu", progress=False,
+            strategy=ddp)
     except CheckpointError as err:
         errors["resume"] = str(err)
     torch.save({"model": model.state_dict(), "history": history, "writes": writes,
@@ -125,7 +158,7 @@ def _worker(info, folder):
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ddp")
-    distributed.launch_local(_worker, nprocs=2, args=(folder,))
+    launch_local(_worker, nprocs=2, args=(folder,))
     return folder, [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kdlab.bcos_models  # noqa: F401
-from kdlab.data import Batch, load_dataset
+import kdlab.experiments.bcos_models  # noqa: F401
+from kdlab.data import Batch
+from kdlab.datasets import load_dataset
 from kdlab.explain import explanation_pass
 from kdlab.losses import ExplanationDistillation, e2kd_loss, explanation_loss, kd_loss
 from kdlab.models import get_model
@@ -126,25 +127,27 @@ def test_e2kd_pulls_the_students_explanation_towards_the_teachers(data):
     assert similarity() > start + 0.05
 
 
-# --- the experiment helpers of notebooks 05 and 06 (kdlab.e2kd) ----------------------------------
+# --- the experiment helpers of notebooks 05 and 06 (kdlab.experiments.e2kd) ----------------------------------
 
 def test_recipe_turns_steps_into_epochs():
-    from kdlab.e2kd import StudentRecipe
+    from kdlab.experiments.e2kd import StudentRecipe
 
-    recipe = StudentRecipe(steps=250, batch_size=64, optimizer="adam", lr=3e-3)
+    recipe = StudentRecipe(steps=250, batch_size=64, optimizer="adam", lr=3e-3, warmup_epochs=5)
     cfg = recipe.config(n_images=240, seed=3)        # 3 steps per epoch
-    assert (cfg.epochs, cfg.batch_size, cfg.seed, cfg.weight_decay) == (84, 64, 3, 0.0)
+    assert (cfg.epochs, cfg.batch_size, cfg.seed, cfg.weight_decay, cfg.warmup_epochs) == (84, 64, 3, 0.0, 5)
     assert recipe.config(n_images=40, seed=0).batch_size == 40  # never more than the data
     assert recipe.objective("kd").lam == 0.0 and recipe.objective("e2kd").lam == recipe.lam
+    # KD is e²KD with λ = 0, through the same kind → objective mapping as every other student
+    assert recipe.student("kd").objective().config() == {**recipe.objective("e2kd").config(), "lam": 0.0}
     with pytest.raises(ValueError, match="student kind"):
         recipe.objective("scratch")
 
 
 def test_shortcut_data_flips_the_backgrounds():
-    from kdlab.e2kd import shortcut_data
+    from kdlab.experiments.e2kd import shortcut_data
     from kdlab.synthetic import CONCEPT_NUMBER, SCENES, designated_scene
 
-    d = shortcut_data("synthetic", correlation=1.0, n_student=60, n_test=40)
+    d = shortcut_data(correlation=1.0, n_student=60, n_test=40)
     assert d["teacher_train"] is None and len(d["student_train"]) == 60 and len(d["test_ood"]) == 40
 
     def designated(data):
@@ -153,23 +156,22 @@ def test_shortcut_data_flips_the_backgrounds():
 
     assert designated(d["student_train"]) == 1.0 and designated(d["test_in"]) == 1.0
     assert designated(d["test_ood"]) == 0.0
-    with pytest.raises(ValueError, match="unknown dataset"):
-        shortcut_data("imagenet")
 
 
 def test_train_students_and_report(tmp_path, monkeypatch, data):
-    import kdlab.frozen
+    import kdlab.experiments.frozen
     import kdlab.train
-    from kdlab import e2kd
+    from kdlab.experiments import e2kd
 
     monkeypatch.setattr(kdlab.train, "CACHE_DIR", tmp_path)
-    monkeypatch.setattr(kdlab.frozen, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(kdlab.experiments.frozen, "CACHE_DIR", tmp_path)
     torch.manual_seed(0)
     teacher = get_model("resnet8", 12).eval()
     recipe = e2kd.StudentRecipe(steps=2, batch_size=32)
     students = e2kd.train_students(data, teacher, recipe, seed=0, name="t", device="cpu")
     assert set(students) == {"kd", "e2kd", "frozen_seconds"}
     assert students["kd"].key != students["e2kd"].key
+    assert students["kd"].path.name.startswith("t-gradcam-kd-n64-seed0-")
     test = load_dataset("synthetic", "test", n=24, seed=3)
     view = e2kd.teacher_view(teacher, test)
     row = e2kd.report(students["e2kd"].model, test, view)
@@ -182,7 +184,7 @@ def test_train_students_and_report(tmp_path, monkeypatch, data):
 def test_pretrained_bcos_weights_offline_error(monkeypatch):
     import urllib.error
 
-    from kdlab.bcos_models import bcos_imagenet_model
+    from kdlab.experiments.bcos_models import bcos_imagenet_model
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")

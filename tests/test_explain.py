@@ -1,4 +1,4 @@
-"""kdlab.explain (GradCAM, B-cos, input×gradient) and kdlab.explain_metrics (EPG, IoU)."""
+"""kdlab.explain (GradCAM, B-cos, input×gradient) and kdlab.explain_metrics (EPG, IoU, pixel scores)."""
 
 import math
 
@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import kdlab.bcos_models  # noqa: F401  (registers the B-cos networks)
+import kdlab.experiments.bcos_models  # noqa: F401  (registers the B-cos networks)
 from kdlab.explain import default_layer, explain, explanation_pass
-from kdlab.explain_metrics import energy_pointing_game, map_similarity, nanmean, thresholded_iou
+from kdlab.explain_metrics import (energy_pointing_game, ground_truth_scores, map_similarity, nanmean,
+                                   thresholded_iou)
 from kdlab.models import get_model
 
 
@@ -118,6 +119,8 @@ def test_explain_interface(images):
         explain(model, images, method="bcos")
     with pytest.raises(ValueError, match="one class per image"):
         explain(model, images, classes=[1, 2])
+    with pytest.raises(ValueError, match="one class per image"):
+        explain(model, images, classes=list(range(5)), batch_size=4)  # not silently 5 maps
     with pytest.raises(ValueError, match="none of the layers"):
         explain(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 5)), images)
 
@@ -157,3 +160,22 @@ def test_map_similarity():
     a[:, :, :4] = 0.0
     a[:, :, 4:] = 1.0
     assert torch.allclose(map_similarity(a, b), torch.zeros(4))
+
+
+def test_ground_truth_scores_by_hand():
+    obj = torch.zeros(2, 4, 4, dtype=torch.uint8)
+    obj[:, :2, :2] = 1                                   # 4 object pixels per image, 12 background
+    part = torch.zeros_like(obj)
+    part[:, 0, 0] = 1
+    perfect = ground_truth_scores(obj.float() * 3, obj, part)
+    assert perfect == {"accuracy": 1.0, "precision": 1.0, "recall": 1.0, "fpr": 0.0,
+                       "salient_fraction": 0.25, "part_recall": 1.0}
+    sal = torch.zeros(2, 4, 4)
+    sal[:, 0, :] = 1.0                                   # the top row: 2 object + 2 background pixels
+    sal[:, 1, 1] = 0.4                                   # below half the maximum: not salient
+    s = ground_truth_scores(sal, obj, part, level=0.5)
+    assert (s["precision"], s["recall"], s["fpr"]) == (0.5, 0.5, pytest.approx(2 / 12))
+    assert s["accuracy"] == pytest.approx((4 + 20) / 32)
+    assert ground_truth_scores(torch.zeros(2, 4, 4), obj)["salient_fraction"] == 0.0
+    with pytest.raises(ValueError, match="differ"):
+        ground_truth_scores(sal[:, :3], obj)

@@ -1,13 +1,14 @@
-"""Frozen explanations (kdlab.frozen): stored once, equal to the online computation, augmented
+"""Frozen explanations (kdlab.experiments.frozen): stored once, equal to the online computation, augmented
 jointly with their images, reused from the cache."""
 
 import pytest
 import torch
 
-import kdlab.bcos_models  # noqa: F401
-from kdlab.data import Batch, DeviceLoader, load_dataset
+import kdlab.experiments.bcos_models  # noqa: F401
+from kdlab.data import Batch, DeviceLoader
+from kdlab.datasets import load_dataset
 from kdlab.explain import explanation_pass
-from kdlab.frozen import freeze_teacher
+from kdlab.experiments.frozen import freeze_teacher
 from kdlab.losses import ExplanationDistillation
 from kdlab.models import get_model
 from kdlab.train import TrainConfig, load_or_train

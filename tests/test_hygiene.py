@@ -6,7 +6,7 @@ paths, user names or memory addresses in its outputs, and its outputs must come 
 default parameters: kdlab.check_params shows the parameters in use under its cell, with the
 values as JSON in the output's metadata ({"kdlab": {"params": ...}}), and that record must
 equal the parameters cell's literals. Editing a default without re-executing
-(`python -m kdlab.run --inplace --only NN`) fails here.
+(`python -m kdlab.tools.run --inplace --only NN`) fails here.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from kdlab.params import literal_assignments
-from kdlab.paths import PROJECT_ROOT
+from kdlab.notebook import literal_assignments
+from kdlab.files import PROJECT_ROOT
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-RERUN = "re-execute it: `python -m kdlab.run --inplace --only {prefix}`"
+RERUN = "re-execute it: `python -m kdlab.tools.run --inplace --only {prefix}`"
 
 # Text that must not appear in outputs: absolute paths of this or any machine, home folders,
 # and memory addresses (they change on every run and say nothing to a reader).
@@ -84,7 +84,7 @@ def _tags(cell: dict) -> list[str]:
 
 
 def _params_records(nb: dict) -> list[dict]:
-    """Parameter records the notebook showed: check_params' and save_results' (kdlab.results)."""
+    """Parameter records the notebook showed: check_params' and save_results' (kdlab.notebook)."""
     records = []
     for _, cell in _code_cells(nb):
         for output in cell.get("outputs", []):
@@ -93,7 +93,7 @@ def _params_records(nb: dict) -> list[dict]:
                 records.append(("kdlab.check_params", meta["params"]))
             results = meta.get("results")
             if isinstance(results, dict) and isinstance(results.get("params"), dict):
-                records.append(("kdlab.results.save_results", results["params"]))
+                records.append(("kdlab.notebook.save_results", results["params"]))
     return records
 
 

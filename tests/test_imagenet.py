@@ -1,4 +1,4 @@
-"""kdlab.imagenet on a tiny ImageNet-style folder tree of JPEG and PNG files written here."""
+"""kdlab.scale.imagenet on a tiny ImageNet-style folder tree of JPEG and PNG files written here."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from kdlab.data import few_shot_indices
-from kdlab.imagenet import ImageFolderData, evaluate_folder, load_imagenet
+from kdlab.scale.imagenet import ImageFolderData, evaluate_folder, folder_accuracy, load_imagenet
 from kdlab.losses import CrossEntropy
 from kdlab.train import TrainConfig, fit
 
@@ -116,6 +116,10 @@ def test_fit_trains_from_the_folder_and_evaluates(root, tmp_path):
     assert result["images"] == 6 and 0.0 <= result["accuracy"] <= 1.0
     agree = evaluate_folder(model, val, teacher=model, workers=0)
     assert agree["agreement"] == 1.0
+    # notebook 04's accuracy column: the same evaluation at the standard 224 view, from a path
+    full_view = evaluate_folder(model, ImageFolderData(root / "val"), workers=0)["accuracy"]
+    assert folder_accuracy(model, root / "val", workers=0, device="cpu") == full_view
+    assert folder_accuracy(model, root / "val", workers=0, max_images=2, device="cpu") in (0.0, 0.5, 1.0)
 
 
 def test_missing_or_broken_data_fails_with_a_clear_message(root, tmp_path):

@@ -9,7 +9,7 @@ from kdlab.data import Batch
 
 
 def hand_kd(zs, zt, y, T, alpha):
-    """The formula of DESIGN §2.1 written out with explicit sums."""
+    """Hinton et al.'s KD loss written out with explicit sums: (1-α)·CE + α·T²·KL(p_t ‖ p_s)."""
     n, k = zs.shape
     kl = 0.0
     for i in range(n):

@@ -1,7 +1,14 @@
+"""kdlab.metrics (accuracy, agreement, ECE, NLL, predictions) and kdlab.inference, the batched
+evaluation pass that predictions, dissection and explanations share."""
+
 import pytest
 import torch
+from torch import nn
 
-from kdlab.metrics import accuracy, agreement, expected_calibration_error, nll
+from kdlab.inference import batches, capture, device_of, evaluation, find_layer, unwrap
+from kdlab.metrics import accuracy, agreement, expected_calibration_error, nll, predict
+from kdlab.models import get_model, penultimate_features
+from kdlab.train import TrainedModel
 
 
 def test_accuracy_and_agreement():
@@ -24,3 +31,61 @@ def test_ece_by_hand():
 def test_nll():
     logits = torch.log(torch.tensor([[0.25, 0.75]]))
     assert nll(logits, torch.tensor([1])) == pytest.approx(-torch.log(torch.tensor(0.75)).item(), rel=1e-6)
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(4, 3))
+
+
+def test_predict_in_eval_mode_in_batches_restores_the_mode():
+    model = _net().train()
+    images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
+    logits = predict(model, images, batch_size=3)
+    assert model.training  # restored
+    with torch.no_grad():
+        expected = model.eval()(images.float() / 255)
+    torch.testing.assert_close(logits, expected)  # eval mode (BatchNorm's running statistics)
+    wrapped = TrainedModel(model, "k", None)
+    torch.testing.assert_close(predict(wrapped, images.float() / 255), expected)
+
+
+def test_evaluation_and_capture_clean_up_after_an_error():
+    model = _net().train()
+    layer = find_layer(model, "2")
+    with pytest.raises(RuntimeError, match="boom"):
+        with evaluation(model) as net, capture(layer) as seen:
+            assert not net.training
+            net(torch.rand(2, 3, 8, 8))
+            assert seen.value.shape == (2, 4, 6, 6)
+            raise RuntimeError("boom")
+    assert model.training and not layer._forward_hooks and not layer._forward_pre_hooks
+
+
+def test_capture_input_and_leaf():
+    model = _net().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = torch.rand(2, 3, 8, 8)
+    with capture(model[5], input=True) as features, capture(model[0], leaf=True) as conv:
+        logits = model(x)
+    assert features.value.shape == (2, 4)
+    assert conv.value.is_leaf and conv.value.requires_grad  # a frozen model still has gradients there
+    (grad,) = torch.autograd.grad(logits.sum(), conv.value)
+    assert grad.shape == (2, 4, 6, 6)
+    torch.testing.assert_close(penultimate_features(model, x, batch_size=1), features.value)
+
+
+def test_unwrap_find_layer_and_batches():
+    model = get_model("resnet8_w8", 3)
+    assert unwrap(nn.DataParallel(model)) is model and unwrap(TrainedModel(model, "k", None)) is model
+    assert find_layer(nn.DataParallel(model), "layer3.0.conv1") is model.layer3[0].conv1
+    with pytest.raises(KeyError, match="no layer 'layer9'"):
+        find_layer(model, "layer9")
+    with pytest.raises(TypeError, match="not a path"):
+        unwrap("model.pt")
+    images = torch.full((5, 3, 4, 4), 255, dtype=torch.uint8)
+    parts = list(batches(model, images, 2))
+    assert [len(b) for b in parts] == [2, 2, 1] and all(b.dtype == torch.float32 and b.max() == 1 for b in parts)
+    assert device_of(model) == torch.device("cpu")

@@ -1,6 +1,6 @@
 import pytest
 
-from kdlab.params import ParameterError, check_params, declared_parameters, validate
+from kdlab.notebook import ParameterError, check_params, declared_parameters, validate
 
 PARAMS_CELL = 'epochs = 6   # comment\nlr = 0.1\ndataset = "synthetic"\nseeds = [0, 1]\nfast = True\n'
 

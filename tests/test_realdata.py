@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from kdlab import realdata
+from kdlab.scale import realdata
 
 
 def _write_jpeg(path, color, size=(40, 30)):
@@ -110,10 +110,35 @@ def test_voc_missing_gives_clear_error(tmp_path):
 
 
 def test_shortcut_data_from_waterbirds(waterbirds_root):
-    from kdlab.e2kd import shortcut_data
-
-    d = shortcut_data("waterbirds", root=waterbirds_root, size=8)
+    d = realdata.shortcut_data("waterbirds", root=waterbirds_root, size=8)
     assert len(d["teacher_train"]) == 1 and len(d["student_train"]) == 3
     assert (d["test_in"].labels == d["test_in"].image_labels["place"]).all()
     assert (d["test_ood"].labels != d["test_ood"].image_labels["place"]).all()
     assert len(d["test_in"]) + len(d["test_ood"]) == 4
+    with pytest.raises(ValueError, match="unknown dataset"):
+        realdata.shortcut_data("imagenet")
+
+
+def test_imagenet_fewshot_compares_kd_and_e2kd_students_on_folders(tmp_path, monkeypatch):
+    """Notebook 05's comparison on ImageNet-style folders: callable training data, streamed evaluation."""
+    import kdlab.train
+    from kdlab.experiments.e2kd import StudentRecipe
+    from kdlab.models import get_model
+
+    monkeypatch.setattr(kdlab.train, "CACHE_DIR", tmp_path / "cache")
+    for split, count in (("train", 4), ("val", 2)):
+        for c, wnid in enumerate(["n01", "n02", "n03"]):
+            for i in range(count):
+                color = [40, 40, 40]
+                color[c] = 200
+                _write_jpeg(tmp_path / split / wnid / f"{wnid}_{i}.JPEG", tuple(color), size=(20 + i, 18))
+    torch.manual_seed(0)
+    teacher = get_model("resnet8", 3).eval()
+    recipe = StudentRecipe(steps=2, batch_size=3, frozen=True)  # frozen is ignored for folder data
+    rows = realdata.imagenet_fewshot(tmp_path, teacher, shots=[2], seeds=[0], recipe=recipe, device="cpu",
+                                     progress=False, size=16, workers=0)
+    assert [r["student"] for r in rows] == ["KD", "e²KD"]
+    for row in rows:
+        assert row["shots"] == 2 and row["images"] == 6 and 0 <= row["agreement"] <= 1
+    names = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").glob("*.pt"))
+    assert names == ["e2kd-fewshot-gradcam-e2kd-n6-seed0", "e2kd-fewshot-gradcam-kd-n6-seed0"]

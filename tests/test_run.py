@@ -1,10 +1,11 @@
-"""papermill runs of a real notebook through the course runner (kdlab.run)."""
+"""papermill runs of a real notebook through the course runner (kdlab.tools.run)."""
 import json
 
 import pytest
 import yaml
 
-from kdlab import run
+from kdlab.notebook import notebook_defaults
+from kdlab.tools import run
 
 
 def params_file(tmp_path, notebooks):
@@ -29,14 +30,18 @@ def test_alternative_parameters_run_and_resume(tmp_path, capsys):
     assert "already complete in the run folder, skipped" in capsys.readouterr().out
 
 
-def test_mistyped_parameter_fails_with_a_clear_message(tmp_path, capsys):
+def test_mistyped_parameter_in_a_file_stops_before_any_notebook_runs(tmp_path):
     spec = params_file(tmp_path, {"00_tour": {"n_image": 64}})
-    assert run.run_course(spec, only=["00"], out=str(tmp_path / "bad")) == 1
-    err = capsys.readouterr().err
-    assert "00_tour: FAILED" in err
-    assert "unknown parameter 'n_image' (did you mean 'n_images'?)" in err
-    summary = json.loads((tmp_path / "bad" / "summary.json").read_text())
-    assert summary["notebooks"][0]["status"] == "failed"
+    with pytest.raises(SystemExit, match="00_tour has no parameter 'n_image' \\(did you mean 'n_images'\\?\\)"):
+        run.run_course(spec, only=["00"], out=str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()  # nothing ran, nothing was written
+
+
+def test_mistyped_parameter_given_to_papermill_fails_in_the_first_cell(tmp_path):
+    nb, out = run.notebooks(["00"])[0], tmp_path / "out.ipynb"
+    with pytest.raises(Exception):
+        run.execute(nb, out, {"n_image": 64}, {"KDLAB_RUN_DIR": str(tmp_path)})
+    assert "unknown parameter 'n_image' (did you mean 'n_images'?)" in run.failing_cell(out)
 
 
 def test_out_of_range_parameter_names_it(tmp_path, capsys):
@@ -52,15 +57,15 @@ def test_parameter_file_errors(tmp_path):
     bad.write_text("notebook: {}\n")
     with pytest.raises(SystemExit, match="unknown top-level keys"):
         run.load_params_file(str(bad))
-    with pytest.raises(SystemExit, match="names notebook '99_nothing'"):
-        run.notebook_parameters(run.notebooks(["00"])[0], {"notebooks": {"99_nothing": {}}})
+    with pytest.raises(SystemExit, match="section '99_nothing' matches 0 notebooks"):
+        run.check_params_file(bad, {"notebooks": {"99_nothing": {}}})
 
 
 def test_shipped_parameter_files_are_valid():
     for path in sorted(run.PARAMS_DIR.glob("*.yaml")):
         name, spec = run.load_params_file(str(path))
         for nb in run.notebooks():
-            declared = run.declared_parameters(nb)
+            declared = notebook_defaults(nb)
             assert declared, f"{nb.name} has no parseable parameters cell"
             for key in run.notebook_parameters(nb, spec):
                 assert key in declared, f"{path.name} gives {nb.stem} the unknown parameter {key}"

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from kdlab.data import load_dataset
+from kdlab.datasets import load_dataset
 from kdlab.losses import CrossEntropy, Distillation
 from kdlab.models import get_model
-from kdlab.train import CheckpointError, TrainConfig, fit, load_checkpoint, load_or_train
+from kdlab.recipes import KINDS, Recipe
+from kdlab.train import CheckpointError, TrainConfig, cache_location, fit, load_checkpoint, load_or_train
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,8 @@ def test_load_or_train_caches_by_configuration(tiny, tmp_path, capsys):
     second = load_or_train("m", build, tiny, CrossEntropy(), CFG, cache_dir=tmp_path, progress=False)
     assert "Loaded m from the cache" in capsys.readouterr().out and second.loaded
     assert second.key == first.key
+    # the CLI's dry run asks the same function load_or_train uses
+    assert cache_location("m", build(), tiny, CrossEntropy(), CFG, cache_dir=tmp_path) == (first.key, first.path)
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
     # any change of configuration, objective or teacher is another model
@@ -107,3 +110,18 @@ def test_bad_config_is_rejected():
         TrainConfig(optimizer="rmsprop")
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+
+
+def test_a_recipe_names_its_model_and_picks_its_objective(tiny):
+    assert Recipe("teacher").name() == "teacher"
+    assert Recipe("teacher", "ls", epsilon=0.1).name() == "teacher-ls0.1"
+    assert Recipe("student", "kd_from_ls").name(seed=3) == "student-kd_from_ls-seed3"
+    objectives = {kind: Recipe("student", kind).objective().config() for kind in KINDS["student"]}
+    assert objectives["scratch"] == CrossEntropy().config()
+    assert objectives["ls"] == CrossEntropy(0.1).config()
+    assert objectives["kd"] == objectives["kd_from_ls"] == Distillation(4.0, 0.9).config()
+    assert objectives["e2kd"]["objective"] == "e2kd" and objectives["e2kd"]["lam"] == 1.0
+    with pytest.raises(ValueError, match="kind scratch, ls"):
+        Recipe("teacher", "kd")
+    with pytest.raises(ValueError, match="kd student needs a teacher"):
+        Recipe("student", "kd").train(tiny, CFG)

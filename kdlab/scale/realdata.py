@@ -1,9 +1,13 @@
-"""Real datasets of the e²KD paper's desiderata: Waterbirds (right features) and PASCAL VOC
-(interpretability). Used by notebook 06's full-run parameter files (params/waterbirds.yaml,
-params/voc.yaml); DESIGN §2.4.
+"""The e²KD experiments on real data: Waterbirds (right features), PASCAL VOC
+(interpretability) and ImageNet few-shot, with ImageNet-pretrained teachers.
 
-Both are read from their standard on-disk layouts into an in-memory `ImageSet`, resized to
-`size`×`size` pixels. Neither can be downloaded here: if the files are missing, the error says
+Used by the full-run parameter files of notebooks 05 (params/imagenet_fewshot.yaml:
+`imagenet_fewshot`) and 06 (params/waterbirds.yaml, params/voc.yaml: `shortcut_data`,
+`train_real_teacher`); the experiments themselves are kdlab.experiments.e2kd's, on ImageSets.
+
+Waterbirds and VOC are read from their standard on-disk layouts into an in-memory `ImageSet`,
+resized to `size`×`size` pixels (ImageNet is streamed from disk: kdlab.scale.imagenet).
+Neither can be downloaded here: if the files are missing, the error says
 where to get them and where to put them.
 
 Waterbirds (Sagawa et al. 2020): <root>/metadata.csv with columns img_id, img_filename, y
@@ -22,13 +26,20 @@ class's boxes: the ground truth of the energy pointing game (kdlab.explain_metri
 from __future__ import annotations
 
 import csv
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from .data import ImageSet
-from .paths import DATA_DIR
+from ..data import ImageSet
+from ..experiments import e2kd
+from ..files import DATA_DIR
+from ..losses import CrossEntropy
+from ..models import get_model
+from ..train import TrainConfig, TrainedModel, load_or_train
 
 WATERBIRDS_URL = "https://nlp.stanford.edu/data/dro/waterbird_complete95_forest2water2.tar.gz"
 WATERBIRDS_FOLDER = "waterbird_complete95_forest2water2"
@@ -122,7 +133,8 @@ def load_waterbirds(split: str = "train", root: str | Path | None = None, size: 
 
 
 def group_accuracies(logits: torch.Tensor, data: ImageSet) -> dict:
-    """Waterbirds' accuracy per (bird, place) group, the worst group's and the average.
+    """Waterbirds' accuracy per (bird, place) group, the worst group's and the average: the
+    dataset's standard metrics, for analysing full runs (no notebook prints them yet).
 
     'in_distribution' covers birds on their own kind of background, 'out_of_distribution'
     the flipped combinations (landbird on water, waterbird on land).
@@ -214,3 +226,75 @@ def load_voc(split: str = "train", root: str | Path | None = None, year: str = "
     return ImageSet(images=torch.from_numpy(np.stack(images)), labels=labels, classes=list(VOC_CLASSES),
                     name="voc", masks={"object": (object_mask * (labels + 1).view(-1, 1, 1)).to(torch.uint8)},
                     meta={"multi_hot": multi_hot, "boxes": boxes, "split": split, "year": year})
+
+
+def shortcut_data(dataset: str, root: str | Path | None = None, size: int = 64) -> dict:
+    """The data of notebook 06's experiment on real images (kdlab.experiments.e2kd.shortcut_data
+    for the synthetic data), with the same keys.
+
+    waterbirds: students train on the training split (95 % correlated); test_in / test_ood are
+        the test split's birds on their own / the other background; the teacher trains on the
+        validation split, where the backgrounds are balanced.
+    voc: no shortcut: students and teacher train on VOC train, test_in is VOC val (for the
+        interpretability metrics), test_ood is None.
+    """
+    if dataset == "waterbirds":
+        test = load_waterbirds("test", root, size)
+        same = test.labels == test.image_labels["place"]
+        return {"teacher_train": load_waterbirds("val", root, size),
+                "student_train": load_waterbirds("train", root, size),
+                "test_in": test.subset(same), "test_ood": test.subset(~same)}
+    if dataset == "voc":
+        train = load_voc("train", root, size=size)
+        return {"teacher_train": train, "student_train": train,
+                "test_in": load_voc("val", root, size=size), "test_ood": None}
+    raise ValueError(f"unknown dataset {dataset!r}; choose waterbirds or voc")
+
+
+def pretrained_classifier(arch: str, num_classes: int) -> nn.Module:
+    """An ImageNet-pretrained network (torchvision or kdlab.experiments.bcos_models) with a new, randomly
+    initialised classifier for `num_classes` classes: the starting point of a real-data teacher."""
+    from ..experiments import bcos_models
+
+    model = get_model(arch, 1000, pretrained=True)
+    if isinstance(model, bcos_models.BcosClassifier):
+        old = model.net.fc
+        model.net.fc = type(old)(old.in_channels, num_classes, kernel_size=1, b=old.b)
+        model.net.logit_layer.logit_bias = -math.log(num_classes - 1)
+        return model
+    if isinstance(getattr(model, "fc", None), nn.Linear):
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
+        return model
+    raise ValueError(f"do not know where the classifier of {arch} is; use a ResNet")
+
+
+def train_real_teacher(data: ImageSet, arch: str, epochs: int, lr: float, batch_size: int = 64,
+                       pretrained: bool = True, seed: int = 0, device="auto") -> TrainedModel:
+    """A teacher for real data (notebook 06's full runs): ImageNet-pretrained and fine-tuned, or
+    from scratch; B-cos networks with Adam, others with SGD."""
+    bcos = arch.startswith("bcos_")
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                      optimizer="adam" if bcos else "sgd", weight_decay=0.0 if bcos else 5e-4)
+    build = (lambda: pretrained_classifier(arch, data.num_classes)) if pretrained else \
+        (lambda: get_model(arch, data.num_classes, data.in_channels))
+    return load_or_train(f"{data.name}-teacher-{arch}{'-pretrained' if pretrained else ''}", build, data,
+                         CrossEntropy(), cfg, device=device)
+
+
+def imagenet_fewshot(root: str | Path | None, teacher: nn.Module, shots, seeds, recipe: e2kd.StudentRecipe,
+                     name: str = "e2kd-fewshot", device="auto", progress: bool = True, size: int = 224,
+                     workers: int | None = None) -> list[dict]:
+    """Notebook 05's KD vs e²KD comparison (kdlab.experiments.e2kd.fewshot_comparison) on
+    ImageNet folders streamed from disk (kdlab.scale.imagenet), with a pretrained `teacher`.
+
+    The teacher runs online (recipe.frozen is ignored: stored maps cannot follow the random
+    resized crops of folder data); each student's accuracy and agreement with the teacher are
+    measured on the val split in one streaming pass.
+    """
+    from .imagenet import evaluate_folder, load_imagenet
+
+    test = load_imagenet("val", root, size, workers=workers)
+    return e2kd.fewshot_comparison(
+        lambda n_shots, seed: load_imagenet("train", root, size, shots=n_shots, seed=seed, workers=workers),
+        test, teacher, shots, seeds, replace(recipe, frozen=False), name, device, progress,
+        evaluate=lambda model: evaluate_folder(model, test, teacher=teacher, workers=workers))

@@ -6,23 +6,25 @@ copies of a program and gives each the environment variables RANK, WORLD_SIZE, L
 MASTER_ADDR and MASTER_PORT; `init()` reads them and joins the process group: NCCL between
 GPUs (one GPU per process, cuda:LOCAL_RANK), gloo between CPU processes. Started without
 torchrun (WORLD_SIZE unset or 1) it does nothing, so the same program runs as one process.
-`kdlab.train.fit` notices an initialised group and wraps the model in DDP itself.
-
-`launch_local(fn, nprocs)` starts N gloo processes on this machine without torchrun
-(the tests use it).
+`DDP()` is what `kdlab.train.fit(..., strategy=DDP())` does differently in each of the
+processes (`strategy()` picks it when there are several): wrap the model in
+DistributedDataParallel, train on this process's share of every global batch, sum the
+history over the processes, write the checkpoint from rank 0 alone, and keep rank 0's
+BatchNorm statistics at the end.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+from ..data import Batch, DeviceLoader, ImageSet
+from ..train import CheckpointError, OneProcess, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -133,30 +135,85 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-def free_port() -> int:
-    """A TCP port on localhost that was free a moment ago (for launch_local)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class RankShare:
+    """This process's share of every global batch of a DeviceLoader: images rank, rank+N, ...
 
-
-def _local_worker(local_rank: int, fn, nprocs: int, port: int, threads: int, args: tuple):
-    os.environ.update(RANK=str(local_rank), WORLD_SIZE=str(nprocs), LOCAL_RANK=str(local_rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(threads)  # N processes share the cores instead of each taking all
-    info = init(device="cpu")
-    try:
-        fn(info, *args)
-    finally:
-        cleanup()
-
-
-def launch_local(fn, nprocs: int = 2, args: tuple = (), threads: int = 1) -> None:
-    """Run `fn(info, *args)` in `nprocs` gloo processes on this machine (CPU), like torchrun.
-
-    `fn` must be importable by name (a module-level function): the processes are spawned.
-    An exception in any process is raised here, with that process's traceback.
+    Every process draws the same global batch with the same crops and flips and keeps its
+    1/N, so N processes together see exactly the batches a single process would, and a run
+    resumes identically with any number of processes.
     """
-    import torch.multiprocessing as mp
 
-    mp.spawn(_local_worker, args=(fn, nprocs, free_port(), threads, args), nprocs=nprocs, join=True)
+    def __init__(self, loader: DeviceLoader, rank: int, world_size: int):
+        self.loader, self.rank, self.world_size = loader, rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        share = slice(self.rank, None, self.world_size)
+        for b in self.loader:
+            yield Batch(x=b.x[share], y=b.y[share], index=b.index[share],
+                        extras={k: v[share] for k, v in b.extras.items()})
+
+
+class DDP(OneProcess):
+    """`fit` in one of several processes (kdlab.train.OneProcess's hooks, for DDP).
+
+    cfg.batch_size stays the *global* batch: each of the N processes trains on its 1/N of
+    every batch, so N processes take the same steps as one process would (models with
+    BatchNorm normalise over each process's share). The history is summed over processes;
+    only rank 0 writes the checkpoint (and shows progress); every process resumes from it;
+    on_epoch_end runs in every process.
+    """
+
+    def __init__(self):
+        if not is_distributed():
+            raise RuntimeError("DDP() needs an initialised process group of several processes: "
+                               "call kdlab.scale.distributed.init() under torchrun")
+        self.rank, self.world_size = rank(), world_size()
+
+    def loader(self, data, cfg: TrainConfig, device: torch.device, extras=None):
+        if cfg.batch_size % self.world_size:
+            raise ValueError(f"batch_size {cfg.batch_size} is the global batch; it must divide evenly "
+                             f"among the {self.world_size} processes")
+        if isinstance(data, ImageSet):
+            return RankShare(super().loader(data, cfg, device, extras), self.rank, self.world_size)
+        # streamed from disk: a DistributedSampler gives each process its share
+        return data.loader(cfg.batch_size // self.world_size, device, train=True, augment=cfg.augment,
+                           seed=cfg.seed, rank=self.rank, world_size=self.world_size, extras=extras)
+
+    def prepare(self, model: nn.Module, device: torch.device, start_epoch: int, checkpoint) -> nn.Module:
+        # every process must resume from the same epoch, or they would wait for each other forever
+        t = torch.tensor([start_epoch, -start_epoch], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        if t[0].item() != -t[1].item():
+            raise CheckpointError(
+                f"processes resume from different epochs ({-t[1].item()} to {t[0].item()}): the "
+                f"checkpoint {checkpoint} must be on a file system that every process can read")
+        from torch.nn.parallel import DistributedDataParallel
+
+        if device.type != "cuda":
+            return DistributedDataParallel(model)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return DistributedDataParallel(model, device_ids=[index])
+
+    def total(self, t: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(t)
+
+    def save(self, state: dict, path) -> None:
+        if self.rank == 0:
+            super().save(state, path)
+        barrier()  # no process starts the next epoch before the checkpoint exists
+
+    def finish(self, model: nn.Module) -> None:
+        # BatchNorm statistics differ per process: keep rank 0's, the checkpointed ones
+        for buffer in model.buffers():
+            dist.broadcast(buffer, 0)
+
+
+def strategy() -> DDP | None:
+    """DDP() inside a process group of several processes, else None (fit's one-process default)."""
+    return DDP() if is_distributed() else None

@@ -1,7 +1,9 @@
-"""Checking a notebook's papermill parameters, so that a typo fails in the first cell.
+"""A notebook's parameters in, its results out: the two ends of every course notebook.
 
-Taught in notebook 00. Every notebook has one cell tagged `parameters` holding only
-`name = literal` assignments (the defaults); the next cell calls
+Taught in notebook 00.
+
+Parameters. Every notebook has one cell tagged `parameters` holding only `name = literal`
+assignments (the defaults); the next cell calls
 
     P = kdlab.check_params(globals(), rules={"epochs": (1, None), "dataset": ["synthetic", ...]})
 
@@ -10,13 +12,25 @@ parameters cell. `check_params` reads both cells from the kernel's input history
 the declared names and types: an unknown name fails with the list of valid ones (and the
 closest match), a value of the wrong type or outside its rule fails with a message naming it.
 Rules: a (low, high) tuple bounds a number (None = unbounded); a list gives the allowed values.
+
+Results. `save_results` writes one machine-readable JSON file per notebook run into the run
+folder (`make run` points $KDLAB_RUN_DIR at it; interactive sessions write to
+runs/interactive) and puts the same record into the cell's output metadata, so a committed
+notebook carries its own results. The book's results page is generated from these records.
 """
+
 
 from __future__ import annotations
 
 import ast
 import difflib
+import json
+import math
+import os
+import platform
 import time
+
+from .files import run_dir, write_json_atomic
 
 PAPERMILL_MARKER = "# Parameters\n"  # papermill's injected cell starts with exactly this
 STARTED = {"time": time.time()}
@@ -27,7 +41,12 @@ class ParameterError(ValueError):
 
 
 def literal_assignments(source: str) -> dict | None:
-    """{name: value} if `source` holds only `name = literal` assignments, else None."""
+    """{name: value} if `source` holds only `name = literal` assignments, else None.
+
+    papermill writes a non-finite float as `float('nan')` / `float('inf')`; that spelling
+    counts as a literal too, so one such value never hides the cell (and with it the
+    unknown-name check) from check_params.
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -38,10 +57,22 @@ def literal_assignments(source: str) -> dict | None:
                 and isinstance(node.targets[0], ast.Name)):
             return None
         try:
-            values[node.targets[0].id] = ast.literal_eval(node.value)
+            values[node.targets[0].id] = _literal(node.value)
         except ValueError:
             return None
     return values if values else None
+
+
+def _literal(node: ast.AST):
+    """ast.literal_eval, plus papermill's float('nan'), float('inf'), float('-inf')."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "float"
+            and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant)
+            and str(node.args[0].value).strip().lower().lstrip("+-") in ("nan", "inf", "infinity")):
+        return float(node.args[0].value)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_literal(e) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    return ast.literal_eval(node)
 
 
 def declared_parameters(history: list[str]) -> tuple[dict, dict]:
@@ -63,10 +94,21 @@ def declared_parameters(history: list[str]) -> tuple[dict, dict]:
     return {}, injected
 
 
+def notebook_defaults(path) -> dict:
+    """{name: default} of the `parameters` cell of a notebook file, parsed as check_params
+    parses it (papermill's own inspection misreads comments that contain '=')."""
+    from pathlib import Path
+
+    for cell in json.loads(Path(path).read_text())["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return literal_assignments("".join(cell["source"])) or {}
+    return {}
+
+
 def _type_ok(default, value) -> bool:
-    if default is None or value is None:
+    if default is None:
         return True
-    if isinstance(default, bool) or isinstance(value, bool):
+    if value is None or isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
     if isinstance(default, float):
         return isinstance(value, (int, float))
@@ -75,9 +117,20 @@ def _type_ok(default, value) -> bool:
     return isinstance(value, type(default))
 
 
+def _numbers(value) -> list:
+    """The numbers a rule or the finiteness check applies to: the value, or a list's items."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = None) -> dict:
     """Check `values` against the declared `defaults` and the `rules`; return the parameters."""
     unknown = sorted(set(injected) - set(defaults))
+    if {"all", "notebooks"} & set(unknown):  # no notebook declares these names
+        raise ParameterError(
+            "this looks like a course parameter file (params/<name>.yaml, with `all:` and "
+            "`notebooks:` sections) given to papermill with -f. Run it with "
+            "`python -m kdlab.tools.run --params <name>` (or `make run PARAMS=<name>`), which gives "
+            "each notebook its own values; or pass this notebook's values with papermill's -p NAME VALUE.")
     if unknown:
         lines = []
         for name in unknown:
@@ -87,9 +140,14 @@ def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = 
         raise ParameterError("; ".join(lines) + f". Valid parameters of this notebook: {valid}")
     params = {name: values.get(name, default) for name, default in defaults.items()}
     for name, value in params.items():
-        if not _type_ok(defaults[name], value):
-            raise ParameterError(f"parameter {name!r} must be of type {type(defaults[name]).__name__} "
-                                 f"(default {defaults[name]!r}), got {value!r} ({type(value).__name__})")
+        default = defaults[name]
+        if not _type_ok(default, value):
+            raise ParameterError(f"parameter {name!r} must be of type {type(default).__name__} "
+                                 f"(default {default!r}), got {value!r} ({type(value).__name__})")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in _numbers(value)):
+            raise ParameterError(f"parameter {name!r} must be a finite number, got {value!r}")
+        if isinstance(default, (list, tuple)) and default and not value:
+            raise ParameterError(f"parameter {name!r} must not be empty (default {default!r})")
     for name, rule in (rules or {}).items():
         if name not in params:
             raise ParameterError(f"a rule names {name!r}, which is not a parameter of this notebook")
@@ -97,9 +155,12 @@ def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = 
         if isinstance(rule, list):
             if value not in rule:
                 raise ParameterError(f"parameter {name!r} must be one of {rule}, got {value!r}")
-        else:
-            low, high = rule
-            if (low is not None and value < low) or (high is not None and value > high):
+            continue
+        low, high = rule
+        for v in _numbers(value):  # a list parameter (seeds, shots): the rule holds for each item
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ParameterError(f"parameter {name!r} must hold numbers, got {value!r}")
+            if (low is not None and v < low) or (high is not None and v > high):
                 bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
                 raise ParameterError(f"parameter {name!r} = {value!r} is out of range {bounds}")
     return params
@@ -118,7 +179,7 @@ def check_params(namespace: dict, rules: dict | None = None, defaults: dict | No
     """Validate the notebook's parameters (see the module docstring) and return them as a dict.
 
     Outside a notebook, pass `defaults` explicitly. Also starts the clock that
-    kdlab.results reports as the notebook's wall time.
+    kdlab.notebook reports as the notebook's wall time.
     """
     injected: dict = {}
     if defaults is None:
@@ -144,7 +205,7 @@ def show_in_notebook(text: str, record: dict, print_outside: bool = True) -> Non
     """Show `text` under the cell, with `record` as JSON in the output's metadata ("kdlab" key).
 
     The record is invisible in JupyterLab and the book; tests/test_hygiene.py reads it to check
-    that a committed notebook's outputs come from its own default parameters, and kdlab.book
+    that a committed notebook's outputs come from its own default parameters, and kdlab.tools.book
     reads save_results' record for the results page. Outside IPython the text is printed
     (if `print_outside`).
     """
@@ -157,6 +218,40 @@ def show_in_notebook(text: str, record: dict, print_outside: bool = True) -> Non
         if print_outside:
             print(text)
         return
-    import json
     record = json.loads(json.dumps(record, default=str))  # plain JSON: tuples become lists
     display({"text/plain": text}, metadata={"kdlab": record}, raw=True)
+
+
+def environment(device=None) -> dict:
+    """Device and library versions, recorded with every result."""
+    from importlib.metadata import version
+
+    import numpy as np
+    import torch
+    import torchvision
+
+    device = torch.device(device) if device is not None else None
+    name = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" \
+        else platform.processor() or platform.machine()
+    return {"device": str(device) if device is not None else "cpu", "device_name": name,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": np.__version__, "kdlab": version("kdlab")}
+
+
+def save_results(notebook: str, metrics: dict, params: dict, device=None) -> None:
+    """Write <run folder>/<notebook>.json: metrics, parameters, device, versions, wall time."""
+    record = {
+        "notebook": notebook,
+        "metrics": metrics,
+        "params": params,
+        "params_file": os.environ.get("KDLAB_PARAMS", "defaults"),
+        "environment": environment(device),
+        "wall_time_s": round(time.time() - STARTED["time"], 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    path = write_json_atomic(record, run_dir() / f"{notebook}.json")
+    # The record also goes into the output's metadata: the committed notebook then carries its
+    # own results (kdlab.tools.book's results page) and its parameters (tests/test_hygiene.py).
+    show_in_notebook(f"Results written to {path.name} in the run folder.",
+                     {"results": json.loads(path.read_text())})

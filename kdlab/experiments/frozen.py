@@ -1,12 +1,14 @@
 """Frozen explanations: predict and explain once, augment many times (e²KD; notebook 05).
 
-DESIGN §2.4. Running the teacher and explaining its decision in every training step costs a
-teacher forward and backward pass per step. Because the teacher is fixed, its logits and
-explanation maps for each (unaugmented) training image can be computed once, stored on disk
-and reused by every student and every run. During training the stored map must move with its
-image: kdlab.data.DeviceLoader stacks every per-image tensor that has the image's height and
-width with the image's channels before the random crop and flip, so image and map get the
-same transform. Maps are therefore stored at the image's size (GradCAM maps are upsampled
+e²KD (Parchami-Araghi et al., ECCV 2024) trains the student with
+L = L_KD + λ(1 − cos(E(T,x,ŷ_T), E(S,x,ŷ_T))), where E are the explanation maps of teacher T
+and student S, both for the teacher's top-1 class ŷ_T. Running the teacher and explaining its
+decision in every training step costs a teacher forward and backward pass per step. Because
+the teacher is fixed, its logits and explanation maps for each (unaugmented) training image
+can be computed once, stored on disk and reused by every student and every run. During
+training the stored map must move with its image: kdlab.data.DeviceLoader stacks every
+per-image tensor that has the image's height and width with the image's channels before the
+random crop and flip, so image and map get the same transform. Maps are therefore stored at the image's size (GradCAM maps are upsampled
 bilinearly, exactly as the online e²KD loss does before comparing).
 
     frozen = freeze_teacher(teacher, train, method="gradcam")
@@ -28,9 +30,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import ImageSet
-from .paths import CACHE_DIR
-from .train import TrainedModel, config_key, pick_device, save_atomic, weights_key
+from ..data import ImageSet
+from ..explain import METHODS, default_layer, explanation_pass
+from ..files import CACHE_DIR
+from ..inference import batches, evaluation
+from ..train import TrainedModel, config_key, pick_device, save_atomic, weights_key
 
 FORMAT = "frozen-explanations-v1"
 
@@ -54,24 +58,17 @@ def compute_teacher_outputs(teacher: nn.Module, data: ImageSet, method: str = "g
                             layer: str | None = None, batch_size: int = 256, device="auto",
                             dtype=torch.float32, progress: bool = False) -> dict[str, torch.Tensor]:
     """Teacher logits and explanation maps (at the image's size) for every image, on the CPU."""
-    from .explain import explanation_pass
+    from tqdm.auto import tqdm
 
     device = pick_device(device)
     teacher.to(device)
-    was_training = teacher.training
-    teacher.eval()
     logits_out, maps_out = [], []
-    from tqdm.auto import tqdm
-
-    try:
-        for start in tqdm(range(0, len(data), batch_size), desc="freeze teacher", disable=not progress,
-                          leave=False):
-            x = data.images[start:start + batch_size].to(device).float().div_(255)
-            logits, maps = explanation_pass(teacher, x, None, method, layer, size=x.shape[-2:])
+    with evaluation(teacher) as net:
+        for x in tqdm(batches(net, data.images, batch_size), total=-(-len(data) // batch_size),
+                      desc="freeze teacher", disable=not progress, leave=False):
+            logits, maps = explanation_pass(net, x, None, method, layer, size=x.shape[-2:])
             logits_out.append(logits.float().cpu())
             maps_out.append(maps.to(dtype).cpu())
-    finally:
-        teacher.train(was_training)
     return {"teacher_logits": torch.cat(logits_out), "teacher_maps": torch.cat(maps_out)}
 
 
@@ -87,8 +84,6 @@ def freeze_teacher(teacher: TrainedModel | nn.Module, data: ImageSet, method: st
     (maps are compared by cosine, so the rounding hardly matters); the default float32 makes
     frozen and online e²KD identical on unaugmented batches.
     """
-    from .explain import METHODS, default_layer
-
     if method not in METHODS:
         raise ValueError(f"unknown explanation method {method!r}; choose one of {METHODS}")
     model = teacher.model if isinstance(teacher, TrainedModel) else teacher

@@ -1,12 +1,12 @@
 """B-cos networks (Böhle et al.): classifiers that explain themselves as dynamic-linear maps.
 
-Taught in notebook 05 (the B-cos variant of e²KD); DESIGN §2.4.
+Taught in notebook 05 (the B-cos variant of e²KD).
 
 A B-cos layer replaces the affine map w·x + ReLU by |cos(x, ŵ)|^(B-1) · (ŵ·x), so the whole
-network is dynamic linear, logit = W(x)ᵀx, and W(x) is a faithful explanation
-(kdlab.explain, method="bcos"). Input images are encoded as 6 channels
-[r, g, b, 1-r, 1-g, 1-b] (the bcos package's `AddInverse`), so that dark and bright pixels
-both carry a norm. Every kdlab model takes [0, 1] images: `BcosClassifier` applies the
+network is dynamic linear, logit = W(x)ᵀx, and W(x) (computed with the dynamic scalings
+detached: `explanation_mode`) is a faithful explanation (kdlab.explain, method="bcos").
+Input images are encoded as 6 channels [r, g, b, 1-r, 1-g, 1-b] (the bcos package's
+`AddInverse`), so that dark and bright pixels both carry a norm. Every kdlab model takes [0, 1] images: `BcosClassifier` applies the
 encoding itself and keeps it separate (`encode`, `net`) so explanations can take the
 gradient with respect to the encoded input.
 
@@ -30,7 +30,7 @@ import math
 import torch
 from torch import nn
 
-from .models import register_model
+from ..models import register_model
 
 
 class BcosClassifier(nn.Module):

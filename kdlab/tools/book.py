@@ -1,21 +1,22 @@
-"""Publish the course as a Jupyter Book: `python -m kdlab.book [--run RUN_FOLDER] [--out DIR]`.
+"""Publish the course as a Jupyter Book: `python -m kdlab.tools.book [--run RUN_FOLDER] [--out DIR]`.
 
 What `make book` runs (the book's intro page says how to use it). The hand-written sources
 live in book/ (intro, references, _config.yml, _toc.yml, and in _assets/ the vendored widget
 embed bundle and MathJax, so pages render offline); this module stages them with the
 executed notebooks and a generated results page into <out>/_build/source and builds HTML
-from there with Jupyter Book 1, warnings as errors, never executing a notebook (DESIGN §4).
+from there with Jupyter Book 1, warnings as errors, never executing a notebook (Jupyter
+Book 2 downloads its HTML theme at build time and cannot build offline; Book 1 can).
 The HTML lands in <out>/_build/html (out defaults to book/: `make book` gives
 book/_build/html).
 
 - Without --run: the committed notebooks (notebooks/NN_*.ipynb); the results page shows the
   results records those notebooks carry in their outputs' metadata ({"kdlab": {"results":
-  ...}}, shown by kdlab.results.save_results), so a fresh clone's book has its numbers.
+  ...}}, shown by kdlab.notebook.save_results), so a fresh clone's book has its numbers.
 - With --run: the executed notebooks of a papermill run folder (runs/<params-name>/, written
-  by kdlab.run) and the <notebook>.json results beside them.
+  by kdlab.tools.run) and the <notebook>.json results beside them.
 
 Every number on the results page names the parameter file, device and date it came from;
-the papers' numbers (DESIGN.md) follow each notebook's table.
+the papers' numbers (kdlab/papers.json) follow each notebook's table.
 """
 
 from __future__ import annotations
@@ -28,69 +29,39 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .paths import PROJECT_ROOT
+from ..files import PROJECT_ROOT
 
 BOOK_DIR = PROJECT_ROOT / "book"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-# save_results shows its record as the `kdlab.results` entry of its output's metadata
+# save_results shows its record as the `kdlab.notebook` entry of its output's metadata
 # (output metadata, not a mime type: the book and JupyterLab render only the text).
 METADATA_KEY = "kdlab"
 GENERATED = ("notebooks", "results.md")  # written into the staged copy, never into book/
 
-# The papers' numbers (DESIGN.md §2), shown after our results for the notebook of that number.
-PAPERS = {
-    "01": """\
-Full CIFAR-100 runs (240 epochs, RepDistiller {cite}`tian2020contrastive`), top-1 accuracy (%):
-
-| teacher → student | teacher | student alone | KD |
-|---|---|---|---|
-| resnet32x4 → resnet8x4 | 79.42 | 72.50 | 73.33 |
-| WRN-40-2 → WRN-16-2 | 75.61 | 73.26 | 74.92 |
-| resnet56 → resnet20 | 72.34 | 69.06 | 70.66 |
-
-Stanton et al. {cite}`stanton2021does`: a student can match its teacher's accuracy while
-agreeing with it (same top-1) on far fewer inputs.""",
-    "02": """\
-ResNet-18 on ImageNet (Han et al. {cite}`han2023impact`), top-1 accuracy: scratch 69.94 %,
-KD 70.80 %, LS 70.13 %. Müller et al. {cite}`muller2019label`: label smoothing (ε = 0.1)
-pulls each class into a tight cluster equidistant from the others, erasing how similar
-classes are, and a teacher trained with LS is a worse teacher for KD.""",
-    "03": """\
-Network dissection {cite}`bau2017network`: per-unit threshold at the top 0.5 % quantile,
-IoU summed over the whole dataset; a unit is a detector when its best IoU exceeds 0.04
-(Bau et al.) or 0.05 (Han et al.). Han et al. find 275 detectors among the 512 layer4
-units of a ResNet-18 trained from scratch on ImageNet (Broden, broden1_224).""",
-    "04": """\
-Han et al. {cite}`han2023impact`, ResNet-18 on ImageNet, layer4 dissected on Broden
-(IoU > 0.05):
-
-| student | top-1 accuracy | concept detectors |
-|---|---|---|
-| scratch | 69.94 % | 275 |
-| KD (ResNet-34 teacher) | 70.80 % | 312 |
-| LS | 70.13 % | 219 |
-
-LS lowers the object detectors and raises the scene detectors. Feature distillation
-without → with logit KD: AT 287 → 303, FT 304 → 313, CRD 282 → 286, SSKD 304 → 310.""",
-    "05": """\
-Parchami-Araghi et al. {cite}`parchami2024good`, ResNet-18 students on ImageNet,
-accuracy / agreement with the teacher (%), KD → e²KD:
-
-| teacher | 50 shots | 200 shots | full data |
-|---|---|---|---|
-| ResNet-34 (73.3 %), GradCAM | 49.8/55.5 → 54.9/61.7 | 63.1/71.9 → 64.1/73.2 | 71.8/81.2 → 71.8/81.6 |
-| B-cos ResNet-34 (72.3 %) | 35.3/38.4 → 43.9/48.4 | 56.5/62.9 → 58.8/66.0 | 70.3/79.9 → 70.6/80.3 |
-| B-cos DenseNet-169 (75.2 %) | 37.3/40.2 → 45.4/49.0 | 51.3/55.6 → 55.7/60.7 | 71.2/78.8 → 71.9/79.8 |
-
-Distilling on unrelated images (SUN397 teacher, ImageNet images): KD 53.5/65.0 → e²KD 54.9/67.7.""",
-    "06": """\
-Parchami-Araghi et al. {cite}`parchami2024good`, PASCAL VOC multi-label, EPG / IoU / F1:
-EPG-optimised teacher 75.7/21.3/72.5; ResNet-18 baseline 50.0/29.0/58.0, KD 60.1/31.6/60.1,
-e²KD 71.1/24.8/67.6. IoU-optimised teacher 65.0/49.7/72.8: KD 58.9/35.7/62.7,
-e²KD 60.3/45.7/64.8. B-cos DenseNet-169 → B-cos ViT-Tiny (EPG / IoU): baseline 60.0/64.6,
-KD 64.8/70.1, e²KD 66.3/71.8. On Waterbirds, students distilled on in-distribution data
-keep the teacher's focus on the bird with e²KD and lose it with KD.""",
+# What the papers found, shown after our results for the notebook of that number: prose here,
+# every number from kdlab/papers.json (kdlab.papers).
+PAPER_PROSE = {
+    "01": "Stanton et al. {cite}`stanton2021does`: a student can match its teacher's accuracy "
+          "while agreeing with it (same top-1) on far fewer inputs.",
+    "02": "Müller et al. {cite}`muller2019label`: label smoothing (ε = 0.1) pulls each class into "
+          "a tight cluster equidistant from the others, erasing how similar classes are, and a "
+          "teacher trained with LS is a worse teacher for KD.",
+    "03": "Network dissection {cite}`bau2017network`: per-unit threshold at the top 0.5 % "
+          "quantile, IoU summed over the whole dataset; a unit is a detector when its best IoU "
+          "exceeds 0.04 (Bau et al.) or 0.05 (Han et al.).",
+    "04": "LS lowers the object detectors and raises the scene detectors.",
 }
+PAPER_TABLES = {"01": ["repdistiller_cifar100"], "02": ["han2023"], "03": ["han2023"],
+                "04": ["han2023", "han2023_feature_kd"], "05": ["e2kd_imagenet"], "06": ["e2kd_voc"]}
+
+
+def paper_passage(number: str) -> str | None:
+    """Markdown of the papers' findings for notebook `number`, or None."""
+    from .. import papers
+
+    parts = [papers.markdown(name) for name in PAPER_TABLES.get(number, [])]
+    parts += [PAPER_PROSE[number]] if number in PAPER_PROSE else []
+    return "\n\n".join(parts) or None
 
 
 class BookError(RuntimeError):
@@ -112,7 +83,7 @@ def find_notebooks(folder: Path) -> list[Path]:
 
 
 def embedded_records(notebook: Path) -> list[dict]:
-    """Results records a notebook displayed in its outputs (kdlab.results.save_results)."""
+    """Results records a notebook displayed in its outputs (kdlab.notebook.save_results)."""
     nb = json.loads(Path(notebook).read_text())
     records = []
     for cell in nb.get("cells", []):
@@ -238,7 +209,7 @@ def results_markdown(records: list[tuple[dict, str]], notebooks: list[str] | dic
     """
     titles = notebooks if isinstance(notebooks, dict) else {stem: stem for stem in notebooks}
     lines = ["# Results", "",
-             f"Generated by `python -m kdlab.book` from {origin}. Each table gives one "
+             f"Generated by `python -m kdlab.tools.book` from {origin}. Each table gives one "
              "notebook run's numbers with the parameter file, device and date they came from; "
              "the papers' numbers follow. The default parameters run small models on the "
              "synthetic data on a CPU in minutes: they show the mechanics, not the papers' "
@@ -261,7 +232,7 @@ def results_markdown(records: list[tuple[dict, str]], notebooks: list[str] | dic
                 shown = ", ".join(f"`{k}={v!r}`" for k, v in params.items())
                 lines += [f"Parameters: {shown}", ""]
             lines += metrics_tables(record.get("metrics") or {}) or ["(no metrics recorded)", ""]
-        paper = PAPERS.get(name[:2])
+        paper = paper_passage(name[:2])
         if paper:
             lines += ["**The papers' numbers**", "", paper, ""]
     return "\n".join(lines).rstrip() + "\n"
@@ -322,7 +293,7 @@ def build(out: Path | None = None, run: Path | None = None, notebooks_dir: Path 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdlab.book", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m kdlab.tools.book", description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, help="a papermill run folder (runs/<params-name>); "
                         "default: the committed notebooks")
     parser.add_argument("--out", type=Path, default=None,
@@ -331,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         html = build(args.out, args.run)
     except BookError as err:
-        print(f"kdlab.book: {err}", file=sys.stderr)
+        print(f"kdlab.tools.book: {err}", file=sys.stderr)
         return 1
     print(f"Book built: {html / 'index.html'}")
     return 0

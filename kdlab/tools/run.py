@@ -1,6 +1,6 @@
 """Run the course: execute every notebook in order with papermill for one parameter file.
 
-    python -m kdlab.run [--params cpu|fashion_mnist|<file.yaml>] [--only 01 02] [--force]
+    python -m kdlab.tools.run [--params cpu|fashion_mnist|<file.yaml>] [--only 01 02] [--force]
                         [--out runs/<name>] [--inplace]
 
 `make run` calls this. Each parameter file (params/*.yaml) holds
@@ -17,15 +17,15 @@ notebooks in notebooks/ on their defaults (how the committed outputs are produce
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from .params import literal_assignments
-from .paths import PROJECT_ROOT
-from .results import write_json_atomic
+from ..files import PROJECT_ROOT, write_json_atomic
+from ..notebook import notebook_defaults
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = PROJECT_ROOT / "params"
@@ -41,50 +41,102 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     return found
 
 
+class ParamsFileError(SystemExit):
+    """A parameter file that cannot be used: the message names the file and what to fix."""
+
+
+FILE_KEYS = ("description", "hardware", "all", "notebooks")
+
+
 def load_params_file(name: str | None) -> tuple[str, dict]:
-    """(name, contents) of a parameter file given by name (params/<name>.yaml) or path."""
+    """(name, contents) of a parameter file given by name (params/<name>.yaml) or path.
+
+    The whole file is checked before any notebook runs: YAML syntax (with the line), the
+    structure (mappings where mappings belong, notebook sections named by strings), and every
+    parameter name against the notebooks that would receive it, so a typo never runs a
+    notebook on its defaults.
+    """
     import yaml
 
     if name in (None, "", "cpu", "defaults"):
         path = PARAMS_DIR / "cpu.yaml"
     else:
         path = Path(name) if Path(name).suffix in (".yaml", ".yml") else PARAMS_DIR / f"{name}.yaml"
-    if not path.exists():
+    if not path.is_file():
         available = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
-        raise SystemExit(f"parameter file {path} not found; available: {available}")
-    spec = yaml.safe_load(path.read_text()) or {}
-    unknown = set(spec) - {"description", "hardware", "all", "notebooks"}
-    if unknown:
-        raise SystemExit(f"{path}: unknown top-level keys {sorted(unknown)}; "
-                         "expected description, hardware, all, notebooks")
+        raise ParamsFileError(f"parameter file {path} not found; available: {available}")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or err
+        raise ParamsFileError(f"{path}{where}: not valid YAML ({problem})") from None
+    spec = {} if spec is None else spec
+    check_params_file(path, spec)
     return path.stem, spec
 
 
-def notebook_parameters(nb: Path, spec: dict) -> dict:
-    """The parameters a parameter file gives one notebook: the shared `all` values it
-    declares, then its own section (whose names the notebook itself validates)."""
-    declared = declared_parameters(nb)
-    params = {k: v for k, v in (spec.get("all") or {}).items() if k in declared}
+def check_params_file(path: Path, spec) -> None:
+    """Raise ParamsFileError naming `path` for any structural problem or unknown parameter."""
+    def fail(message):
+        raise ParamsFileError(f"{path}: {message}")
+
+    if not isinstance(spec, dict):
+        fail(f"must be a mapping with the keys {', '.join(FILE_KEYS)}, not a {type(spec).__name__}")
+    unknown = sorted(set(map(str, spec)) - set(FILE_KEYS))
+    if unknown:
+        fail(f"unknown top-level keys {unknown}; expected {', '.join(FILE_KEYS)}")
+    shared = spec.get("all") or {}
     sections = spec.get("notebooks") or {}
-    known = {p.stem for p in notebooks()}
-    for section in sections:
-        if not any(stem.startswith(section) for stem in known):
-            raise SystemExit(f"the parameter file names notebook {section!r}, which does not exist; "
-                             f"notebooks: {sorted(known)}")
+    for key, value in (("all", shared), ("notebooks", sections)):
+        if not isinstance(value, dict):
+            fail(f"`{key}:` must be a mapping (name: value), not a {type(value).__name__}")
+    course = notebooks()
+    declared = {nb.stem: notebook_defaults(nb) for nb in course}
+    every_name = set().union(*declared.values())
+    for name in shared:
+        if name not in every_name:
+            fail(f"`all:` gives {name!r}, which no notebook declares{_closest(name, every_name)}")
     for section, values in sections.items():
+        if not isinstance(section, str):
+            fail(f"notebook section {section!r} is read by YAML as a {type(section).__name__}: "
+                 f"quote it ('{section:02d}' if it is a notebook number) or write the notebook's name")
+        matches = [stem for stem in declared if stem.startswith(section)]
+        if len(matches) != 1:
+            fail(f"notebook section {section!r} matches {len(matches)} notebooks {matches}; "
+                 f"name exactly one of {sorted(declared)}")
+        if not isinstance(values or {}, dict):
+            fail(f"the section of {section!r} must be a mapping (parameter: value), "
+                 f"not a {type(values).__name__}")
+        for name in values or {}:
+            if name not in declared[matches[0]]:
+                fail(f"{matches[0]} has no parameter {name!r}{_closest(name, declared[matches[0]])}; "
+                     f"its parameters: {', '.join(declared[matches[0]])}")
+
+
+def _closest(name: str, names) -> str:
+    close = difflib.get_close_matches(str(name), list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def notebook_parameters(nb: Path, spec: dict) -> dict:
+    """The parameters a (checked) parameter file gives one notebook: the shared `all` values
+    it declares, then its own section."""
+    declared = notebook_defaults(nb)
+    params = {k: v for k, v in (spec.get("all") or {}).items() if k in declared}
+    for section, values in (spec.get("notebooks") or {}).items():
         if nb.stem.startswith(section):
             params.update(values or {})
     return params
 
 
-def declared_parameters(nb: Path) -> dict:
-    """{name: default} of a notebook's `parameters` cell, parsed like kdlab.check_params does
-    (papermill's own inspection misreads comments that contain '=')."""
-    cells = json.loads(nb.read_text())["cells"]
-    for cell in cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            return literal_assignments("".join(cell["source"])) or {}
-    return {}
+def ran_with(executed: Path) -> dict | None:
+    """The parameters papermill recorded in an executed notebook (None if unreadable)."""
+    try:
+        return json.loads(executed.read_text())["metadata"]["papermill"].get("parameters", {})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def is_complete(executed: Path) -> bool:
@@ -161,9 +213,12 @@ def run_course(params_name: str | None = None, only=None, force=False, out: str 
         output = nb if inplace else run_folder / nb.name
         params = {} if inplace else notebook_parameters(nb, spec)
         if not inplace and not force and is_complete(output) and (run_folder / f"{nb.stem}.json").exists():
-            print(f"  {nb.stem}: already complete in the run folder, skipped (use --force to rerun)")
-            summary.append({"notebook": nb.stem, "status": "skipped", "seconds": 0.0, "params": params})
-            continue
+            before = ran_with(output)
+            if before == json.loads(json.dumps(params)):  # as papermill stored them (tuples -> lists)
+                print(f"  {nb.stem}: already complete in the run folder, skipped (use --force to rerun)")
+                summary.append({"notebook": nb.stem, "status": "skipped", "seconds": 0.0, "params": params})
+                continue
+            print(f"  {nb.stem}: complete, but with other parameters ({json.dumps(before)}); rerunning")
         print(f"  {nb.stem}: running{' with ' + json.dumps(params) if params else ' on its defaults'} ...",
               flush=True)
         t0 = time.perf_counter()

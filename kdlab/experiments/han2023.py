@@ -1,0 +1,85 @@
+"""The Han et al. (ICML 2023) experiment: which students have more concept detectors?
+
+Taught in notebook 04. Scratch, KD and LS students come from kdlab.recipes (the
+same configurations, hence the same cached models, as notebook 02); the full run dissects
+ImageNet ResNet-18s from checkpoints the user supplies (params/imagenet_dissect.yaml), layer4
+on Broden, where Han et al. count a unit as a detector when its best IoU exceeds 0.05. Their
+published numbers are kdlab.papers.table("han2023"). The concept data comes from
+kdlab.broden.concept_data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data import ImageSet
+from ..dissect import Dissection, dissect_quantiles, load_model
+from ..explain import explain
+from ..explain_metrics import ground_truth_scores
+
+KINDS = ("scratch", "kd", "ls")
+
+
+def imagenet_models(arch: str, checkpoints: dict[str, list[str]]) -> dict[str, list]:
+    """{kind: [(label, model), ...]} from checkpoint paths ("torchvision" = pretrained weights;
+    relative paths are relative to the project folder)."""
+    unknown = set(checkpoints) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds {sorted(unknown)} in the checkpoints; use {KINDS}")
+    return {kind: [(Path(p).stem, load_model(arch, p, num_classes=1000)) for p in paths]
+            for kind, paths in checkpoints.items() if paths}
+
+
+def dissect_models(models: dict[str, list], layer: str, data, quantile: float = 0.005,
+                   iou_threshold: float = 0.05, batch_size: int = 256, progress: bool = True,
+                   sweep: list[float] = ()):
+    """Dissect every model at `quantile`, and at each quantile of `sweep` in the same passes.
+
+    Returns ({(kind, label): Dissection}, one row per model, one row per model and sweep
+    quantile) -- the last two as DataFrames of detector counts per category.
+    """
+    import pandas as pd
+
+    quantiles = [quantile] + [q for q in sweep if q != quantile]
+    results: dict[tuple, Dissection] = {}
+    rows, sweep_rows = [], []
+    for kind, entries in models.items():
+        for label, model in entries:
+            found = dissect_quantiles(model, layer, data, quantiles, iou_threshold=iou_threshold,
+                                      batch_size=batch_size, progress=progress)
+            r = found[0]
+            results[(kind, label)] = r
+            rows.append({"kind": kind, "model": label, **r.counts.to_dict(),
+                         "detectors": r.detectors, "units": r.units,
+                         "unique concepts": r.summary()["unique_concepts"]})
+            for q, other in zip(quantiles, found):
+                if q in sweep:
+                    sweep_rows.append({"kind": kind, "model": label, "quantile": q,
+                                       **other.counts.to_dict(), "detectors": other.detectors})
+    return results, pd.DataFrame(rows), pd.DataFrame(sweep_rows)
+
+
+def mean_and_spread(table, columns):
+    """Mean ± standard deviation over seeds per kind (std is 0 with a single seed)."""
+    grouped = table.groupby("kind", sort=False)[columns]
+    return grouped.mean(), grouped.std(ddof=1).fillna(0.0), grouped.size()
+
+
+def saliency_scores(models: dict[str, list], data: ImageSet, layer: str = "layer3",
+                    n: int = 500, level: float = 0.5, method: str = "gradcam"):
+    """Ground-truth pixel scores (kdlab.explain_metrics.ground_truth_scores) of every model's
+    maps for the true class of the first `n` images of the synthetic dataset, one row per model."""
+    import pandas as pd
+
+    if not data.masks or "object" not in data.masks:
+        raise ValueError("ground-truth scores need object masks: use the synthetic concept dataset")
+    n = min(n, len(data))
+    part = data.masks.get("part")
+    rows = []
+    for kind, entries in models.items():
+        for label, model in entries:
+            maps = explain(model, data.images[:n], data.labels[:n], method, layer, batch_size=500)
+            scores = ground_truth_scores(maps, data.masks["object"][:n],
+                                         None if part is None else part[:n], level)
+            rows.append({"kind": kind, "model": label, **scores})
+    return pd.DataFrame(rows)

@@ -1,0 +1,7 @@
+"""Full runs beyond a laptop, wrapped around the kdlab core (never imported by it).
+
+    distributed  several processes under torchrun: the DDP strategy for kdlab.train.fit
+    imagenet     ImageNet-style folders streamed from disk with worker processes
+    realdata     Waterbirds, PASCAL VOC, ImageNet few-shot and pretrained teachers (e²KD full runs)
+    cli          `python -m kdlab.scale.cli train ...`: one teacher or student from the command line
+"""
