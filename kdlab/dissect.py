@@ -43,7 +43,7 @@ from .broden import concept_source
 from .files import PROJECT_ROOT, write_json_atomic
 from .inference import batches, capture, evaluation, find_layer
 from .models import get_model, torchvision_model
-from .train import CheckpointError, load_checkpoint, pick_device
+from .train import CheckpointError, load_checkpoint, pick_device, read_checkpoint
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,9 +63,7 @@ def load_model(arch: str, checkpoint: str | Path, num_classes: int = 1000,
         return torchvision_model(arch, pretrained=True).eval()
     model = get_model(arch, num_classes, in_channels)
     path = PROJECT_ROOT / checkpoint  # an absolute checkpoint stays as it is
-    if not path.exists():
-        load_checkpoint(path, model)  # raises CheckpointError naming the path
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)  # a missing or unreadable file raises CheckpointError naming it
     if isinstance(state, dict) and "complete" in state and "model" in state:
         load_checkpoint(path, model)  # a kdlab checkpoint: must be a finished run
         return model.eval()
@@ -73,6 +71,8 @@ def load_model(arch: str, checkpoint: str | Path, num_classes: int = 1000,
         state = state.get("model", state.get("state_dict", state))
     if isinstance(state, nn.Module):
         state = state.state_dict()
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not model weights")
     state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel/DDP
     try:
         model.load_state_dict(state)

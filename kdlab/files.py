@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +39,8 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     system is raised as WriteError naming `path` (torch.save's own message names neither).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # unique per process and thread, so that concurrent writers never share a temporary file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)

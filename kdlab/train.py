@@ -102,17 +102,34 @@ def save_atomic(obj, path: str | Path) -> None:
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete or belongs to another configuration."""
+    """A checkpoint is missing, unreadable, incomplete or belongs to another configuration."""
+
+
+def read_checkpoint(path: str | Path):
+    """torch.load of `path` on the CPU; a damaged or foreign file is a CheckpointError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; refusing to continue with "
+                              "randomly initialised weights. Train the model first or fix the path.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated zip, an empty file, text, a pickle of something else
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(err).__name__}: {str(err)[:200]}): it is "
+            f"damaged, truncated or not a torch checkpoint. Remove it (rm '{path}') and train "
+            "again; a cached model is retrained automatically once it is removed.") from err
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, expected_key: str | None = None,
                     require_complete: bool = True) -> dict:
     """Load weights into `model`; an error, never random weights, if anything does not match."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist; refusing to continue with "
-                              "randomly initialised weights. Train the model first or fix the path.")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
+    if not (isinstance(state, dict) and isinstance(state.get("model"), dict) and "key" in state):
+        plain = isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+        raise CheckpointError(
+            f"{path} is not a kdlab checkpoint (a dict with 'model', 'key', 'epoch' and 'complete', "
+            "written by kdlab.train.fit)" + (": it holds a plain state_dict. Load it with "
+            "model.load_state_dict(torch.load(path)), or with kdlab.dissect.load_model" if plain else ""))
     if expected_key is not None and state.get("key") != expected_key:
         raise CheckpointError(f"checkpoint {path} was written for configuration {state.get('key')}, "
                               f"not {expected_key}; delete it or choose another path")
@@ -329,12 +346,20 @@ def load_or_train(name: str, build_model: Callable[[], nn.Module], data: ImageSe
     model = build_model()
     key, path = cache_location(name, model, data, objective, cfg, teacher, extras_key, cache_dir)
     if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("complete"):
-            load_checkpoint(path, model, expected_key=key)
-            model.to(pick_device(device)).eval()
-            print(f"Loaded {name} from the cache ({path.name}): trained earlier with this exact configuration.")
-            return TrainedModel(model, key, path, state["history"], loaded=True)
+        try:
+            state = load_checkpoint(path, model, expected_key=key, require_complete=False)
+        except CheckpointError as err:  # never a dead end: keep the file for inspection, retrain
+            aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+            path.rename(aside)
+            print(f"The cached {path.name} could not be used ({err}). Moved it to {aside.name} "
+                  "and training again.")
+        else:
+            if state.get("complete"):
+                model.to(pick_device(device)).eval()
+                print(f"Loaded {name} from the cache ({path.name}): trained earlier with this exact "
+                      "configuration.")
+                return TrainedModel(model, key, path, state["history"], loaded=True)
+            # an unfinished run: fit below resumes it from the checkpoint
     t0 = time.perf_counter()
     teacher_model = teacher.model if isinstance(teacher, TrainedModel) else teacher
     history = fit(model, data, objective, cfg, teacher=teacher_model, checkpoint=path, key=key,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import gzip
 import json
+import re
 
 import numpy as np
 import pytest
@@ -183,3 +184,114 @@ def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_atomic(tmp_path / "x.json", interrupted)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_concurrent_writers_never_corrupt_a_file(tmp_path):
+    import threading
+
+    target = tmp_path / "shared.json"
+
+    def writer(i):
+        for j in range(30):
+            write_json_atomic({"writer": i, "round": j, "pad": "x" * 5000}, target)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert json.loads(target.read_text())["round"] == 29  # a whole record from one writer
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.json"]
+
+
+# ---------------------------------------------------------------------- checkpoints and the cache
+
+def tiny_setup():
+    from kdlab.datasets import load_dataset
+    from kdlab.losses import CrossEntropy
+    from kdlab.models import get_model
+    from kdlab.train import TrainConfig
+
+    data = load_dataset("synthetic", "train", n=256, seed=0)
+    return (lambda: get_model("resnet8_w8", data.num_classes)), data, CrossEntropy(), \
+        TrainConfig(epochs=1, batch_size=64)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "text"])
+def test_an_unreadable_checkpoint_is_named_with_the_fix(tmp_path, damage):
+    from kdlab.train import CheckpointError, load_checkpoint, save_atomic
+
+    build, *_ = tiny_setup()
+    path = tmp_path / "model.pt"
+    save_atomic({"key": "k", "complete": True, "epoch": 1, "model": build().state_dict()}, path)
+    whole = path.read_bytes()
+    path.write_bytes({"truncated": whole[: len(whole) // 2], "empty": b"", "text": b"hello"}[damage])
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(path))} cannot be read .*\\(rm '"):
+        load_checkpoint(path, build())
+
+
+def test_a_plain_state_dict_is_called_what_it_is(tmp_path):
+    from kdlab.train import CheckpointError, load_checkpoint
+
+    build, *_ = tiny_setup()
+    torch.save(build().state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(CheckpointError, match="not a kdlab checkpoint .* plain state_dict"):
+        load_checkpoint(tmp_path / "weights.pt", build())
+
+
+def test_a_damaged_cache_file_is_moved_aside_and_the_model_retrained(tmp_path, capsys):
+    from kdlab.train import load_or_train
+
+    build, data, objective, cfg = tiny_setup()
+    first = load_or_train("m", build, data, objective, cfg, cache_dir=tmp_path, progress=False)
+    reference = {k: v.clone() for k, v in first.model.state_dict().items()}
+    first.path.write_bytes(first.path.read_bytes()[:100])  # a crash of the disk, not of kdlab
+    again = load_or_train("m", build, data, objective, cfg, cache_dir=tmp_path, progress=False)
+    out = capsys.readouterr().out
+    assert "could not be used" in out and "Moved it to" in out and "Trained m" in out
+    assert again.path == first.path and not again.loaded
+    assert all(torch.equal(reference[k], v) for k, v in again.model.state_dict().items())
+    assert len(list(tmp_path.glob("m-*.pt.unreadable-*"))) == 1  # kept for inspection
+
+
+# ---------------------------------------------------------------------- distributed runs
+
+def test_a_stale_rank_is_an_error_not_silence(monkeypatch, capsys):
+    from kdlab.scale import cli
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert cli.main(["train", "--epochs", "1", "--n-train", "200", "--n-test", "100"]) == 2
+    assert "RANK=1 is set but WORLD_SIZE is 1" in capsys.readouterr().err
+
+
+def test_a_missing_process_is_waited_for_a_bounded_time(monkeypatch):
+    import time
+
+    from kdlab.scale import distributed
+
+    port = _free_port()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    t0 = time.monotonic()
+    with pytest.raises(distributed.SetupError, match="not every process came .* `torchrun --nproc_per_node=2"):
+        distributed.init(device="cpu", rendezvous_s=2)
+    assert time.monotonic() - t0 < 30
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--temperature", "--alpha", "--gamma"])
+def test_the_command_line_refuses_non_finite_numbers(flag, capsys):
+    from kdlab.scale import cli
+
+    assert cli.main(["train", flag, "nan", "--dry-run"]) == 2
+    assert f"option '{flag[2:]}' must be a finite number" in capsys.readouterr().err

@@ -34,7 +34,7 @@ from ..data import ImageSet
 from ..explain import METHODS, default_layer, explanation_pass
 from ..files import CACHE_DIR
 from ..inference import batches, evaluation
-from ..train import TrainedModel, config_key, pick_device, save_atomic, weights_key
+from ..train import CheckpointError, TrainedModel, config_key, pick_device, read_checkpoint, save_atomic, weights_key
 
 FORMAT = "frozen-explanations-v1"
 
@@ -93,9 +93,14 @@ def freeze_teacher(teacher: TrainedModel | nn.Module, data: ImageSet, method: st
     key = frozen_key(teacher_id, data, method, layer, dtype)
     path = Path(cache_dir or CACHE_DIR) / f"frozen-{method}-{key}.pt"
     if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        extras = state.get("extras", {})
-        if state.get("key") == key and len(extras.get("teacher_logits", ())) == len(data):
+        try:
+            state = read_checkpoint(path)
+        except CheckpointError as err:
+            print(f"Ignoring {path.name}: {err}")
+            state = {}
+        extras = state.get("extras", {}) if isinstance(state, dict) else {}
+        if isinstance(state, dict) and state.get("key") == key \
+                and len(extras.get("teacher_logits", ())) == len(data):
             print(f"Loaded frozen {method} explanations from the cache ({path.name}).")
             return FrozenTeacher(extras, key, path, loaded=True, seconds=state.get("seconds", 0.0))
         print(f"Ignoring {path.name}: it does not match this teacher and data; recomputing.")

@@ -25,6 +25,7 @@ import argparse
 import difflib
 import glob
 import inspect
+import math
 import os
 import re
 import sys
@@ -122,6 +123,8 @@ def coerce(name: str, value, kind, optional: bool = False):
     if (not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool))
             or (kind is tuple and not all(isinstance(v, int) for v in value))):
         raise CLIError(f"option {name!r} must be {KIND_WORDS[kind]}, got {value!r}")
+    if kind is float and not math.isfinite(value):  # float("nan") parses, and passes every range check
+        raise CLIError(f"option {name!r} must be a finite number, got {value!r}")
     return value
 
 
@@ -300,7 +303,7 @@ def run(recipe: Recipe, cfg: TrainConfig, o: Options) -> dict:
     from . import distributed
     from ..files import run_dir, write_json_atomic
     from ..notebook import environment
-    from ..train import TrainedModel, cache_location, fit, pick_device
+    from ..train import TrainedModel, cache_location, fit, pick_device, read_checkpoint
 
     started = time.time()
     info = distributed.init(device=o.device if o.device in ("cpu", "cuda") else "auto")
@@ -328,7 +331,7 @@ def run(recipe: Recipe, cfg: TrainConfig, o: Options) -> dict:
         return summary
     if o.checkpoint:  # our own file: fit resumes it, or finds it done
         path = Path(o.checkpoint)
-        loaded = path.exists() and torch.load(path, map_location="cpu", weights_only=False).get("complete")
+        loaded = path.exists() and read_checkpoint(path).get("complete")
         torch.manual_seed(cfg.seed)  # as load_or_train: the same initial weights for the same seed
         model = recipe.build(train)
         history = fit(model, train, recipe.objective(), cfg, teacher=teacher_model, checkpoint=path, key=key,
@@ -359,10 +362,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         recipe, cfg, options = parse_options(argv)
-        if os.environ.get("RANK", "0") != "0":  # one process speaks; errors still reach stderr
+        if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and os.environ.get("RANK", "0") != "0":
+            # under torchrun one process speaks; errors still reach stderr
             sys.stdout = open(os.devnull, "w")
         run(recipe, cfg, options)
-    except CLIError as err:
+    except (CLIError, distributed.SetupError) as err:
         print(f"python -m kdlab.scale.cli: error: {err}", file=sys.stderr)
         return 2
     finally:

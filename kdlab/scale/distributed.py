@@ -27,6 +27,11 @@ from ..data import Batch, DeviceLoader, ImageSet
 from ..train import CheckpointError, OneProcess, TrainConfig
 
 
+class SetupError(RuntimeError):
+    """The environment does not describe a run that can start (stale or missing variables,
+    processes that never arrived); the message says what to set or unset."""
+
+
 @dataclass(frozen=True)
 class DistInfo:
     """Where this process sits in the run: its rank, the number of processes, its device."""
@@ -49,20 +54,29 @@ def _env_int(name: str, default: int | None = None) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer "
+        raise SetupError(f"environment variable {name}={value!r} is not an integer "
                          "(it is set by torchrun; unset it to run as a single process)") from None
 
 
-def init(backend: str | None = None, device: str = "auto", timeout_s: float = 1800) -> DistInfo:
+def init(backend: str | None = None, device: str = "auto", timeout_s: float = 1800,
+         rendezvous_s: float | None = None) -> DistInfo:
     """Join the process group described by torchrun's environment variables, if any.
 
     backend: None picks "nccl" when CUDA is available and the device is not the CPU, else "gloo".
     device: "auto" uses cuda:LOCAL_RANK when CUDA is available, else the CPU; "cpu" forces gloo.
+    timeout_s: how long a collective operation may wait once the group is running.
+    rendezvous_s: how long to wait for every process to arrive (default $KDLAB_RENDEZVOUS_TIMEOUT
+        or 300 s); a process started alone with a stale WORLD_SIZE stops then with a message,
+        instead of waiting out the 30-minute collective timeout.
     Single process (WORLD_SIZE unset or 1): returns DistInfo with world_size 1 and starts nothing.
     Calling it again in an initialised process returns the same description.
     """
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
+    if world_size <= 1 and rank != 0:
+        raise SetupError(f"RANK={rank} is set but WORLD_SIZE is {world_size}: a leftover of an "
+                           "earlier torchrun? Unset RANK (and LOCAL_RANK) to run as one process, or "
+                           "start the program with `torchrun --nproc_per_node=N ...`")
     local_rank = _env_int("LOCAL_RANK", rank)
     use_cuda = torch.cuda.is_available() and device != "cpu"
     if device not in ("auto", "cpu", "cuda"):
@@ -71,7 +85,7 @@ def init(backend: str | None = None, device: str = "auto", timeout_s: float = 18
         raise RuntimeError("device='cuda' but CUDA is not available on this machine")
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPUs "
+            raise SetupError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPUs "
                                "are visible: start at most one process per GPU")
         torch.cuda.set_device(local_rank)  # before init, so NCCL binds this process to its GPU
         dev = torch.device("cuda", local_rank)
@@ -80,15 +94,28 @@ def init(backend: str | None = None, device: str = "auto", timeout_s: float = 18
     if world_size <= 1:
         return DistInfo(0, 1, 0, dev, None)
     if not 0 <= rank < world_size:
-        raise ValueError(f"RANK={rank} is outside 0..{world_size - 1} (WORLD_SIZE={world_size})")
+        raise SetupError(f"RANK={rank} is outside 0..{world_size - 1} (WORLD_SIZE={world_size})")
     backend = backend or ("nccl" if use_cuda else "gloo")
     if dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, dist.get_backend())
     missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
     if missing:
-        raise RuntimeError(f"WORLD_SIZE={world_size} but {', '.join(missing)} not set: start the "
+        raise SetupError(f"WORLD_SIZE={world_size} but {', '.join(missing)} not set: start the "
                            "program with `torchrun --nproc_per_node=N ...`, which sets them")
-    dist.init_process_group(backend, rank=rank, world_size=world_size,
+    if rendezvous_s is None:
+        rendezvous_s = float(os.environ.get("KDLAB_RENDEZVOUS_TIMEOUT", 300))
+    try:  # meet the other processes within rendezvous_s, then run with the longer timeout_s
+        store, rank, world_size = next(dist.rendezvous(
+            "env://", rank=rank, world_size=world_size, timeout=timedelta(seconds=rendezvous_s)))
+    except (RuntimeError, ValueError) as err:  # DistStoreError is a RuntimeError
+        raise SetupError(
+            f"process {rank} of WORLD_SIZE={world_size} waited {rendezvous_s:g} s at "
+            f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} and not every process came "
+            f"({str(err).splitlines()[0][:160]}). Start all of them with `torchrun "
+            f"--nproc_per_node={world_size} ...`; if you meant one process, unset WORLD_SIZE and "
+            "RANK (left over from an earlier run?). $KDLAB_RENDEZVOUS_TIMEOUT sets the wait.") from None
+    store.set_timeout(timedelta(seconds=timeout_s))
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=timeout_s),
                             device_id=dev if use_cuda else None)
     return DistInfo(rank, world_size, local_rank, dev, backend)
