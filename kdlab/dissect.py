@@ -10,16 +10,23 @@ For every unit k of a layer:
   3. IoU_{k,c} = Σ|M_k ∩ L_c| / Σ|M_k ∪ L_c|, summed over the whole dataset, not averaged
      per image. L_c holds every pixel labelled c in any category's masks (Broden numbers
      labels globally); image-level labels (scene, texture) are masks covering the whole
-     image. Each label is scored in its primary category: in the union, the unit's area
-     counts only on images where that category is annotated (has any label there).
-     NetDissect-Lite approximates this last rule by "where the unit's mask touches a label of
-     the category"; here it is exact.
+     image. Each label is scored in its primary category. Two rules decide on which images
+     the unit's area |M_k| enters the union (both are tallied in the same pass; `union`
+     chooses which IoUs are reported):
+       "annotated" (the default, Bau et al.'s wording): every image where that category is
+         annotated, i.e. has any label there;
+       "lite" (NetDissect-Lite's `tally_job`, and so Han et al.'s counts 275 / 312 / 219):
+         only the images where the unit's mask touches a pixel label of that category, or
+         the image carries an image-level label of it.
+     Lite's denominators are never larger when every label sits in its primary category's
+     masks, as in the synthetic dataset, so its IoUs and detector counts are never lower.
   4. A unit's label is its best-IoU concept; it is a *detector* when that IoU exceeds
      `iou_threshold` (0.04 Bau et al., 0.05 Han et al.).
 
 Two passes over the data, one batch at a time: pass 1 keeps the k largest activations per
 unit (k ≈ quantile × positions, memory units × k); pass 2 adds integer tallies (units ×
-concepts intersections, units × categories activation areas, per-concept label areas),
+concepts intersections, units × categories activation areas under each union rule,
+per-concept label areas),
 upsampling only the maps whose maximum exceeds T_k (the others have empty masks).
 Activations stay float32 and live only for one batch; the model runs on the GPU when there
 is one. Unlike NetDissect-Lite there is no float64 memory-map of all activations and no
@@ -44,6 +51,14 @@ from .files import PROJECT_ROOT, write_json_atomic
 from .inference import batches, capture, evaluation, find_layer
 from .models import get_model, torchvision_model
 from .train import CheckpointError, load_checkpoint, pick_device, read_checkpoint
+
+UNIONS = ("annotated", "lite")  # where a unit's area counts in the IoU's union (step 3 above)
+
+
+def _check_union(union: str) -> str:
+    if union not in UNIONS:
+        raise ValueError(f"unknown union rule {union!r}; choose one of {UNIONS}")
+    return union
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +198,8 @@ class Dissection:
 
     `table` (one row per unit) and `counts` (detectors per category) are pandas objects that
     display well in a notebook; `save` writes both to CSV and everything to JSON.
+    Both union rules' activation areas are kept; `union` says which one the IoUs use, and
+    `with_union` switches without a new pass (notebook 04 shows both).
     """
 
     layer: str
@@ -193,11 +210,19 @@ class Dissection:
     iou_threshold: float
     thresholds: torch.Tensor            # (units,) float32
     intersection: torch.Tensor          # (units, concepts) int64
-    activation_area: torch.Tensor       # (units, categories) int64
+    activation_area: torch.Tensor       # (units, categories) int64, "annotated" rule
     label_area: torch.Tensor            # (concepts,) int64
     top_images: torch.Tensor            # (units, m) dataset positions, by max activation
     top_values: torch.Tensor            # (units, m)
     images: int = 0
+    activation_area_lite: torch.Tensor | None = None  # (units, categories) int64, "lite" rule
+    union: str = "annotated"
+
+    def __post_init__(self):
+        _check_union(self.union)
+        if self.union == "lite" and self.activation_area_lite is None:
+            raise ValueError("this dissection has no Lite activation areas (saved by an older "
+                             "kdlab): dissect again to use union='lite'")
 
     @property
     def units(self) -> int:
@@ -205,11 +230,13 @@ class Dissection:
 
     @property
     def iou(self) -> torch.Tensor:
-        """(units, concepts) float64 IoU, each label against its primary category's denominator."""
+        """(units, concepts) float64 IoU, each label against its primary category's
+        denominator, with the unit's area counted under the rule `union`."""
+        area = self.activation_area if self.union == "annotated" else self.activation_area_lite
         primary = torch.tensor(self.primary)
         act = torch.zeros(self.units, len(self.concepts), dtype=torch.int64)
         valid = primary >= 0
-        act[:, valid] = self.activation_area[:, primary[valid]]
+        act[:, valid] = area[:, primary[valid]]
         union = act + self.label_area[None, :] - self.intersection
         iou = self.intersection.double() / union.clamp(min=1).double()
         iou[:, ~valid] = 0.0
@@ -252,9 +279,13 @@ class Dissection:
         """The same tallies judged with another IoU threshold (no data pass needed)."""
         return replace(self, iou_threshold=iou_threshold)
 
+    def with_union(self, union: str) -> "Dissection":
+        """The same tallies with the union rule `union` ("annotated" or "lite", step 3 above)."""
+        return replace(self, union=union)
+
     def summary(self) -> dict:
         return {"layer": self.layer, "units": self.units, "images": self.images,
-                "quantile": self.quantile, "iou_threshold": self.iou_threshold,
+                "quantile": self.quantile, "iou_threshold": self.iou_threshold, "union": self.union,
                 "detectors": self.detectors, "counts": self.counts.to_dict(),
                 "unique_concepts": int(self.table.query("detector").concept.nunique())}
 
@@ -268,6 +299,7 @@ class Dissection:
         record = {**self.summary(), "concepts": self.concepts, "categories": self.categories,
                   "primary": self.primary, "thresholds": self.thresholds,
                   "intersection": self.intersection, "activation_area": self.activation_area,
+                  "activation_area_lite": self.activation_area_lite,
                   "label_area": self.label_area, "top_images": self.top_images,
                   "top_values": self.top_values, "table": self.table.to_dict(orient="records")}
         return write_json_atomic(record, path)
@@ -282,20 +314,27 @@ class Dissection:
         """A dissection saved by `save` (a full run's, say), read back with all its tallies."""
         r = json.loads(Path(path).read_text())
         t = lambda k, dtype: torch.tensor(r[k], dtype=dtype)  # noqa: E731
+        # files from before the Lite rule have no Lite areas: they can only be read "annotated"
+        lite = t("activation_area_lite", torch.int64) if r.get("activation_area_lite") else None
         return cls(r["layer"], r["concepts"], r["categories"], r["primary"], r["quantile"],
                    r["iou_threshold"], t("thresholds", torch.float32), t("intersection", torch.int64),
                    t("activation_area", torch.int64), t("label_area", torch.int64),
-                   t("top_images", torch.int64), t("top_values", torch.float32), r["images"])
+                   t("top_images", torch.int64), t("top_values", torch.float32), r["images"],
+                   lite, r.get("union", "annotated"))
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{c} {n}" for c, n in self.counts.items())
         return (f"Dissection({self.layer}: {self.units} units, {self.images} images, top "
-                f"{self.quantile:g}, IoU > {self.iou_threshold:g}: {self.detectors} detectors ({counts}))")
+                f"{self.quantile:g}, IoU > {self.iou_threshold:g}{self._union_note()}: "
+                f"{self.detectors} detectors ({counts}))")
+
+    def _union_note(self) -> str:
+        return " (Lite union)" if self.union == "lite" else ""
 
     def _repr_html_(self) -> str:
         counts = ", ".join(f"{c} {n}" for c, n in self.counts.items())
         head = (f"<p><b>Dissection of {self.layer}</b>: {self.units} units, {self.images} images, "
-                f"top {self.quantile:g} quantile, IoU &gt; {self.iou_threshold:g}: "
+                f"top {self.quantile:g} quantile, IoU &gt; {self.iou_threshold:g}{self._union_note()}: "
                 f"<b>{self.detectors} detectors</b> ({counts})</p>")
         return head + self.table.sort_values("iou", ascending=False).head(10).to_html(index=False)
 
@@ -305,7 +344,7 @@ class Dissection:
 
 def dissect(model, layer: str, data, quantile: float = 0.005, iou_threshold: float = 0.05,
             batch_size: int = 128, device="auto", progress: bool = True, top_images: int = 8,
-            chunk_elements: int | None = None) -> Dissection:
+            chunk_elements: int | None = None, union: str = "annotated") -> Dissection:
     """Network dissection of `layer` of `model` on concept `data` (steps 1-4 above).
 
     model: an nn.Module or a kdlab.train.TrainedModel (kdlab.dissect.load_model loads a
@@ -316,19 +355,22 @@ def dissect(model, layer: str, data, quantile: float = 0.005, iou_threshold: flo
         top-activating images to remember per unit (for the unit browser).
     chunk_elements: the largest number of upsampled mask pixels held at once (default 4M
         on the CPU, 64M on a GPU); memory does not grow with the dataset.
+    union: "annotated" (Bau et al.) or "lite" (NetDissect-Lite, Han et al.), the rule of step
+        3 for the reported IoUs; both are tallied, so `result.with_union` gives the other.
     """
     return dissect_quantiles(model, layer, data, [quantile], iou_threshold, batch_size, device,
-                             progress, top_images, chunk_elements)[0]
+                             progress, top_images, chunk_elements, union)[0]
 
 
 @torch.inference_mode()
 def dissect_quantiles(model, layer: str, data, quantiles: list[float], iou_threshold: float = 0.05,
                       batch_size: int = 128, device="auto", progress: bool = True, top_images: int = 8,
-                      chunk_elements: int | None = None) -> list[Dissection]:
+                      chunk_elements: int | None = None, union: str = "annotated") -> list[Dissection]:
     """`dissect` at each of `quantiles`, one Dissection each, from the same two passes over
     the data (notebook 04's sensitivity check). The other arguments are `dissect`'s."""
     from tqdm.auto import tqdm
 
+    _check_union(union)
     source = concept_source(data)
     n_images = len(source)
     if n_images == 0:
@@ -365,8 +407,9 @@ def dissect_quantiles(model, layer: str, data, quantiles: list[float], iou_thres
         # Pass 2: the IoU tallies at every quantile's thresholds.
         tallies = _tally(run, source, thresholds, batch_size, device, budget, bar)
     return [Dissection(layer, list(source.concepts), list(source.categories), list(source.primary),
-                       q, iou_threshold, t.cpu(), *tally, top_idx.cpu(), top_val.cpu(), n_images)
-            for q, t, tally in zip(quantiles, thresholds, tallies)]
+                       q, iou_threshold, t.cpu(), inter, act, label_area, top_idx.cpu(), top_val.cpu(),
+                       n_images, act_lite, union)
+            for q, t, (inter, act, act_lite, label_area) in zip(quantiles, thresholds, tallies)]
 
 
 def _tally(run, source, thresholds, batch_size, device, budget, bar):
@@ -375,6 +418,7 @@ def _tally(run, source, thresholds, batch_size, device, budget, bar):
     Bilinear upsampling only takes convex combinations of a map's values, so a map whose
     maximum is not above T_k has an empty mask: only the (image, unit) pairs whose maximum
     exceeds the threshold -- a few percent at the top 0.5 % -- are upsampled and counted.
+    Returns per quantile (intersections, "annotated" areas, "lite" areas, label areas).
     """
     n_concepts, n_cats = len(source.concepts), len(source.categories)
     n_q, units = thresholds.shape
@@ -382,6 +426,8 @@ def _tally(run, source, thresholds, batch_size, device, budget, bar):
     pixels = mh * mw
     inter = torch.zeros(n_q, units * n_concepts, dtype=torch.int64, device=device)
     act_area = torch.zeros(n_q, units, n_cats, dtype=torch.int64, device=device)
+    act_lite = torch.zeros_like(act_area)
+    primary = torch.tensor(source.primary, device=device)                # label -> category (-1: none)
     label_area = torch.zeros(n_concepts, dtype=torch.int64, device=device)
     cat_index = {c: i for i, c in enumerate(source.categories)}
     thresholds = thresholds.to(device)
@@ -409,6 +455,13 @@ def _tally(run, source, thresholds, batch_size, device, budget, bar):
         if scal is not None:
             label_area += pixels * torch.bincount(scal.flatten(), minlength=n_concepts)[:n_concepts]
 
+        # Lite's rule: an image-level label touches its category wherever the unit fires.
+        image_touch = torch.zeros(b, n_cats, dtype=torch.bool, device=device)
+        if scal is not None:
+            cat = primary[scal]
+            rows = torch.arange(b, device=device).unsqueeze(1).expand_as(scal)
+            image_touch[rows[cat >= 0], cat[cat >= 0]] = True
+
         peak = a.amax(dim=(2, 3))
         for q, t in enumerate(thresholds):
             # The (image, unit) pairs that can have a nonempty mask.
@@ -420,6 +473,7 @@ def _tally(run, source, thresholds, batch_size, device, budget, bar):
                 pair, where = torch.nonzero(mask).unbind(1)                # the pixels that are on
                 count = torch.bincount(pair, minlength=len(pi))            # per pair
                 act_area[q].index_add_(0, pu, count.unsqueeze(1) * annotated[pi])
+                touch = image_touch[pi]                                    # (pairs, categories)
                 if scal is not None:
                     for j in range(scal.shape[1]):
                         inter[q].index_add_(0, pu * n_concepts + scal[pi, j], count)
@@ -427,11 +481,16 @@ def _tally(run, source, thresholds, batch_size, device, budget, bar):
                     hit = labels[pi[pair], :, where].long()                # (on pixels, layers)
                     flat = (pu[pair] * n_concepts).unsqueeze(1) + hit
                     inter[q] += torch.bincount(flat.flatten(), minlength=units * n_concepts)
+                    # Lite: the categories of the labels under the mask (their primary ones)
+                    cat = primary[hit]
+                    on = (pair.unsqueeze(1).expand_as(cat) * n_cats + cat)[cat >= 0]
+                    touch = touch | (torch.bincount(on, minlength=len(pi) * n_cats).view(-1, n_cats) > 0)
+                act_lite[q].index_add_(0, pu, count.unsqueeze(1) * touch)
         bar.update()
     inter = inter.view(n_q, units, n_concepts)
     inter[:, :, 0] = 0
     label_area[0] = 0
-    return [(inter[q].cpu(), act_area[q].cpu(), label_area.cpu()) for q in range(n_q)]
+    return [(inter[q].cpu(), act_area[q].cpu(), act_lite[q].cpu(), label_area.cpu()) for q in range(n_q)]
 
 
 def unit_masks(model, layer: str, data, result: Dissection, unit: int, k: int = 6):

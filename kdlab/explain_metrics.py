@@ -1,16 +1,20 @@
 """How good is an explanation? Localisation against object masks, and teacher-student similarity.
 
-Taught in notebook 06 (right features and interpretability); the pixel scores in notebook 04.
-Maps come from kdlab.explain.explain.
+Taught in notebooks 05 (e²KD) and 06 (right features and interpretability); the pixel scores
+in notebook 04. Maps come from kdlab.explain.explain.
 
-One value per image (NaN where it is undefined: no positive attribution, or an empty mask;
-`nanmean` averages them):
+One value per image:
 
 - Energy pointing game (EPG, Wang et al. 2020, as used by e²KD on PASCAL VOC): the share of
   an explanation's positive attribution that falls inside the object's mask (or box).
   1.0 = all evidence on the object; the object's area fraction = a map that ignores it.
+  As in the reference code (Model-Guidance's BoundingBoxEnergyMultiple, include_undefined=True)
+  a map without positive attribution -- an all-zero GradCAM after its ReLU, say -- scores 0
+  and counts in the plain mean; leaving it out would flatter models whose maps vanish.
+  `epg_summary` gives that mean with the number of such maps.
 - IoU of the thresholded explanation with the object mask: the pixels whose attribution
-  reaches `threshold` × the image's maximum form the explanation's mask.
+  reaches `threshold` × the image's maximum form the explanation's mask. NaN where undefined
+  (no positive attribution, or an empty mask); `nanmean` averages the others.
 - Explanation similarity: cosine between two models' maps, the quantity e²KD maximises.
 
 Pixel counts over all images (Han et al.'s synthetic-heatmap test): the synthetic images
@@ -44,14 +48,28 @@ def _prepare(maps: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, tor
     return maps, masks.bool().to(maps.device)
 
 
-def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Per image: Σ positive attribution inside the mask / Σ positive attribution."""
+def _epg(maps: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: the EPG, and the total positive attribution."""
     maps, masks = _prepare(maps, masks)
     positive = maps.clamp(min=0).flatten(1)
-    inside = (positive * masks.flatten(1)).sum(1)
     total = positive.sum(1)
-    epg = inside / total
-    return torch.where(total > 0, epg, torch.full_like(epg, float("nan")))
+    inside = (positive * masks.flatten(1)).sum(1)
+    # No positive attribution scores 0, as in the reference (whose cut-off is a total below
+    # 1e-7; > 0 here does not depend on the maps' scale).
+    return torch.where(total > 0, inside / total, 0.0), total
+
+
+def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Per image: Σ positive attribution inside the mask / Σ positive attribution; 0 for a map
+    with no positive attribution, so that the plain mean is the reference's (notebooks 05, 06)."""
+    return _epg(maps, masks)[0]
+
+
+def epg_summary(maps: torch.Tensor, masks: torch.Tensor) -> dict:
+    """{"epg": mean EPG over all images, "all_zero_maps": maps without positive attribution
+    (each scored 0), "images": N} -- the count says how much of a low EPG is vanished maps."""
+    epg, total = _epg(maps, masks)
+    return {"epg": epg.mean().item(), "all_zero_maps": int((total <= 0).sum()), "images": len(epg)}
 
 
 def thresholded_iou(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:

@@ -6,6 +6,13 @@ activation held), maps upsampled bilinearly to the masks, and IoU_{k,c} = Σ|M_k
 Σ|M_k ∪ L_c| summed over the whole dataset by loops over images and units; image-level labels
 are whole-image masks, and each label is scored in its primary category. The vectorised,
 streaming `kdlab.dissect.dissect` must give the same thresholds and IoUs.
+
+The unit's area enters the union by one of two rules: on every image where the category is
+annotated ("annotated"), or, as NetDissect-Lite's `tally_job` does, only where the unit's mask
+touches a label of the category ("lite"). The reference writes the second as Lite does, image
+by image: tally_cat = (labels under the mask) · labelcat, plus labelcat's row of each
+image-level label; tally_units_cat += |mask| · (tally_cat > 0); at the end the denominator is
+tally_units_cat · labelcatᵀ.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from kdlab.train import CheckpointError, save_atomic
 # ---------------------------------------------------------------------------------------------
 # The plain reference implementation
 
-def reference_dissect(model, layer, data, quantile=0.005, batch_size=64):
+def reference_dissect(model, layer, data, quantile=0.005, batch_size=64, union="annotated"):
     """Thresholds and (units × concepts) IoU by loops over images and units."""
     source = concept_source(data)
     captured = []
@@ -55,6 +62,11 @@ def reference_dissect(model, layer, data, quantile=0.005, batch_size=64):
     inter = np.zeros((units, len(concepts)), dtype=np.int64)
     act_area = np.zeros((units, len(categories)), dtype=np.int64)
     label_area = np.zeros(len(concepts), dtype=np.int64)
+    labelcat = np.zeros((len(concepts), len(categories)), dtype=np.int64)  # one-hot primary category
+    for c, p in enumerate(primary):
+        if p >= 0:
+            labelcat[c, p] = 1
+    tally_units_cat = np.zeros((units, len(categories)), dtype=np.int64)  # Lite's name
     for i in range(n):
         item = source.take([i])
         pixel_maps = [(cat, layer_map.numpy()) for cat, maps in item.pixel.items() for layer_map in maps[0]]
@@ -73,19 +85,29 @@ def reference_dissect(model, layer, data, quantile=0.005, batch_size=64):
             for ci, cat in enumerate(categories):
                 if cat in annotated:
                     act_area[k, ci] += mask.sum()
+            tally_bt = np.zeros(len(concepts), dtype=np.int64)   # mask pixels on each label
+            for _, m in pixel_maps:
+                tally_bt += np.bincount(m[mask].astype(np.int64), minlength=len(concepts))
+            tally_bt[0] = 0
+            tally_cat = tally_bt @ labelcat
+            for _, c in image_labels:
+                tally_cat += labelcat[c]
+            tally_units_cat[k] += mask.sum() * (tally_cat > 0)
             for _, m in pixel_maps:
                 for c in np.unique(m[mask]):
                     if c != 0:
                         inter[k, c] += (mask & (m == c)).sum()
             for _, c in image_labels:
                 inter[k, c] += mask.sum()
+    # per label: its primary category's activation area (Lite: tally_units_cat · labelcatᵀ)
+    act = act_area @ labelcat.T if union == "annotated" else tally_units_cat @ labelcat.T
     iou = np.zeros((units, len(concepts)))
     for k in range(units):
         for c in range(1, len(concepts)):
             if primary[c] < 0:
                 continue
-            union = act_area[k, primary[c]] + label_area[c] - inter[k, c]
-            iou[k, c] = inter[k, c] / union if union > 0 else 0.0
+            denominator = act[k, c] + label_area[c] - inter[k, c]
+            iou[k, c] = inter[k, c] / denominator if denominator > 0 else 0.0
     return thresholds, iou
 
 
@@ -133,18 +155,54 @@ def test_quantile_threshold_fraction_above():
 # ---------------------------------------------------------------------------------------------
 # The dissection equals the reference
 
-@pytest.mark.parametrize("layer,quantile", [("layer3", 0.005), ("layer2", 0.02)])
-def test_dissect_equals_reference(small, layer, quantile):
-    model = _model()
-    thresholds, iou = reference_dissect(model, layer, small, quantile)
+@pytest.mark.parametrize("layer,quantile,union,seed", [
+    ("layer3", 0.005, "annotated", 0), ("layer2", 0.02, "annotated", 0),
+    ("layer3", 0.005, "lite", 0), ("layer2", 0.02, "lite", 1), ("layer3", 0.05, "lite", 2)])
+def test_dissect_equals_reference(small, layer, quantile, union, seed):
+    model = _model(seed=seed)
+    thresholds, iou = reference_dissect(model, layer, small, quantile, union=union)
     result = dissect(model, layer, small, quantile=quantile, batch_size=40, progress=False,
-                     chunk_elements=5000)  # forces many chunks per batch
+                     chunk_elements=5000, union=union)  # forces many chunks per batch
     np.testing.assert_array_equal(result.thresholds.numpy(), thresholds)
     np.testing.assert_allclose(result.iou.numpy(), iou, rtol=0, atol=1e-12)
     best = iou[:, 1:].argmax(1) + 1
     table = result.table
     assert [small.concepts[c] if iou[k, c] > 0 else "-" for k, c in enumerate(best)] == list(table.concept)
     assert list(table.detector) == [bool(iou[k, c] > 0.05) for k, c in enumerate(best)]
+
+
+def test_labels_outside_their_primary_category(small):
+    # Broden has labels in several categories' masks; here the parts are also drawn into the
+    # object masks. Both rules must still score every label in its primary category.
+    masks = dict(small.masks, object=torch.where(small.masks["part"] > 0, small.masks["part"],
+                                                 small.masks["object"]))
+    data = ImageSet(small.images[:48], small.labels[:48], small.classes,
+                    masks={k: v[:48] for k, v in masks.items()},
+                    image_labels={k: v[:48] for k, v in small.image_labels.items()},
+                    concepts=small.concepts, concept_categories=small.concept_categories)
+    model = _model(seed=4)
+    result = dissect(model, "layer3", data, quantile=0.02, progress=False)
+    for union in ("annotated", "lite"):
+        _, iou = reference_dissect(model, "layer3", data, 0.02, union=union)
+        np.testing.assert_allclose(result.with_union(union).iou.numpy(), iou, rtol=0, atol=1e-12)
+
+
+def test_both_union_rules_from_one_pass(small):
+    model = _model(seed=3)
+    annotated = dissect(model, "layer3", small, quantile=0.02, progress=False)
+    lite = dissect(model, "layer3", small, quantile=0.02, progress=False, union="lite")
+    assert annotated.union == "annotated" and lite.union == "lite"
+    assert torch.equal(annotated.with_union("lite").iou, lite.iou)
+    assert torch.equal(lite.with_union("annotated").iou, annotated.iou)
+    # every synthetic label lies in its primary category's masks: Lite's unions are never larger
+    assert torch.all(lite.activation_area_lite <= lite.activation_area)
+    assert torch.all(lite.iou >= annotated.iou) and lite.detectors >= annotated.detectors
+    assert not torch.equal(lite.iou, annotated.iou)   # and on this data they do differ
+    assert "Lite union" in repr(lite) and "Lite" not in repr(annotated)
+    with pytest.raises(ValueError, match="unknown union rule"):
+        annotated.with_union("bau")
+    with pytest.raises(ValueError, match="unknown union rule"):
+        dissect(model, "layer3", small, union="any", progress=False)
 
 
 def test_batch_size_and_chunking_do_not_change_the_result(small):
@@ -212,6 +270,35 @@ def test_hand_computed_iou():
     assert (row.concept, row.category, bool(row.detector)) == ("thing", "object", True)
     assert result.counts.to_dict() == {"object": 1, "scene": 0}
     assert result.with_threshold(0.9).counts.to_dict() == {"object": 0, "scene": 0}
+    # Lite's rule agrees here: where the unit fires, image 0 has both categories under its
+    # mask and image 1 only its scene
+    assert torch.equal(result.with_union("lite").iou, result.iou)
+
+
+def test_hand_computed_union_rules_differ():
+    images = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    images[0, 0, :2, :2] = 255        # image 0: the unit fires on the top-left 2×2
+    images[1, 0, 3, 2:] = 255         # image 1: on two bottom pixels
+    obj = torch.zeros(2, 4, 4, dtype=torch.uint8)
+    obj[0, :2, :2] = 1
+    obj[0, 3, 3] = 1                  # "thing": 5 pixels of image 0, 4 of them under the mask
+    obj[1, 0, 0] = 2                  # image 1 is annotated ("other", 1 pixel), away from the mask
+    data = ImageSet(images, torch.zeros(2, dtype=torch.long), ["c"], masks={"object": obj},
+                    image_labels={"scene": torch.tensor([3, 0])},   # image 1 has no scene label
+                    concepts=["-", "thing", "other", "sky", "sea"],
+                    concept_categories=["", "object", "object", "scene", "scene"])
+    result = dissect(_Channel0(), "layer", data, quantile=0.18, iou_threshold=0.6, progress=False)
+    # annotated: object is annotated on both images (4 + 2 unit pixels), scene on image 0 (4)
+    assert result.activation_area.tolist() == [[6, 4]]
+    # lite: the mask touches "thing" and carries "sky" on image 0; on image 1 it touches nothing
+    assert result.activation_area_lite.tolist() == [[4, 4]]
+    annotated, lite = result.iou[0], result.with_union("lite").iou[0]
+    assert annotated.tolist() == pytest.approx([0, 4 / (6 + 5 - 4), 0, 4 / (4 + 16 - 4), 0])
+    assert lite.tolist() == pytest.approx([0, 4 / (4 + 5 - 4), 0, 4 / (4 + 16 - 4), 0])
+    assert result.counts.to_dict() == {"object": 0, "scene": 0}                      # 4/7 < 0.6
+    assert result.with_union("lite").counts.to_dict() == {"object": 1, "scene": 0}   # 0.8 > 0.6
+    _, reference = reference_dissect(_Channel0(), "layer", data, 0.18, union="lite")
+    np.testing.assert_allclose(lite.numpy(), reference[0], rtol=0, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +316,19 @@ def test_save_csv_json_roundtrip(tmp_path, small):
     assert record["counts"] == result.counts.to_dict()
     back = Dissection.from_json(json_path)
     assert torch.equal(back.intersection, result.intersection)
-    assert back.table.equals(result.table)
+    assert torch.equal(back.activation_area, result.activation_area)
+    assert torch.equal(back.activation_area_lite, result.activation_area_lite)
+    assert back.union == "annotated" and back.table.equals(result.table)
+    lite = result.with_union("lite")
+    back = Dissection.from_json(lite.to_json(tmp_path / "lite.json"))
+    assert back.union == "lite" and torch.equal(back.iou, lite.iou) and back.table.equals(lite.table)
+    # a file written before the Lite rule existed reads as before, and cannot give Lite's IoUs
+    del record["activation_area_lite"], record["union"]
+    (tmp_path / "old.json").write_text(json.dumps(record))
+    old = Dissection.from_json(tmp_path / "old.json")
+    assert old.activation_area_lite is None and old.table.equals(result.table)
+    with pytest.raises(ValueError, match="no Lite activation areas"):
+        old.with_union("lite")
     assert "detectors" in result._repr_html_()
 
 
@@ -324,6 +423,9 @@ def test_han_helpers(small):
     assert len(results) == 3 and list(table.kind) == ["scratch", "scratch", "kd"]
     assert list(sweep["quantile"]) == [0.02, 0.1] * 3
     assert list(sweep[sweep["quantile"] == 0.02].detectors) == list(table.detectors)
+    lite = [results[key].with_union("lite").detectors for key in results]
+    assert list(table["detectors (Lite)"]) == lite
+    assert list(sweep[sweep["quantile"] == 0.02]["detectors (Lite)"]) == lite
     mean, spread, n = han.mean_and_spread(table, ["detectors"])
     assert n.to_dict() == {"scratch": 2, "kd": 1} and spread.loc["kd", "detectors"] == 0.0
 

@@ -175,10 +175,24 @@ def test_train_students_and_report(tmp_path, monkeypatch, data):
     test = load_dataset("synthetic", "test", n=24, seed=3)
     view = e2kd.teacher_view(teacher, test)
     row = e2kd.report(students["e2kd"].model, test, view)
-    assert set(row) == {"accuracy", "agreement", "similarity", "epg", "iou"}
+    assert set(row) == {"accuracy", "agreement", "similarity", "epg", "all_zero_maps", "iou"}
+    assert isinstance(row["all_zero_maps"], int) and 0 <= row["all_zero_maps"] <= len(test)
     assert e2kd.report(teacher, test, view)["agreement"] == 1.0
     again = e2kd.train_students(data, teacher, recipe, seed=0, name="t", device="cpu")
     assert again["kd"].loaded and again["e2kd"].loaded and again["frozen_seconds"] == 0.0
+
+
+def test_report_scores_vanished_maps_zero():
+    from kdlab.experiments import e2kd
+
+    test = load_dataset("synthetic", "test", n=24, seed=3)
+    torch.manual_seed(0)
+    model = get_model("resnet8_w8", 12).eval()
+    with torch.no_grad():
+        model.fc.weight.zero_()        # every logit's gradient vanishes: every GradCAM is all zero
+    row = e2kd.report(model, test)
+    assert (row["epg"], row["all_zero_maps"]) == (0.0, 24)   # counted as 0, not left out
+    assert torch.isnan(torch.tensor(row["iou"]))             # the IoU is undefined for all of them
 
 
 def test_pretrained_bcos_weights_offline_error(monkeypatch):

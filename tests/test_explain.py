@@ -9,8 +9,8 @@ from torch import nn
 
 import kdlab.experiments.bcos_models  # noqa: F401  (registers the B-cos networks)
 from kdlab.explain import default_layer, explain, explanation_pass
-from kdlab.explain_metrics import (energy_pointing_game, ground_truth_scores, map_similarity, nanmean,
-                                   thresholded_iou)
+from kdlab.explain_metrics import (energy_pointing_game, epg_summary, ground_truth_scores, map_similarity,
+                                   nanmean, thresholded_iou)
 from kdlab.models import get_model
 
 
@@ -139,7 +139,7 @@ def test_energy_pointing_game_and_iou_by_hand():
     maps[1, 0, 0], maps[1, 3, 3] = 1.0, 3.0      # a quarter inside
     maps[1, 2, 2] = -5.0                         # negative evidence does not count
     epg = energy_pointing_game(maps, masks)
-    assert epg[0] == 1.0 and epg[1] == 0.25 and math.isnan(epg[2])  # an all-zero map: undefined
+    assert epg.tolist() == [1.0, 0.25, 0.0]      # an all-zero map scores 0, as in the reference
     maps_iou = torch.zeros(2, 4, 4)
     maps_iou[0, :2, :] = 1.0                     # exactly the object
     maps_iou[1, :, :2] = 1.0                     # the left half: 4 of 12 union pixels overlap
@@ -150,6 +150,45 @@ def test_energy_pointing_game_and_iou_by_hand():
     assert energy_pointing_game(torch.ones(1, 1, 2, 2), masks[:1]).item() == pytest.approx(0.5)
     with pytest.raises(ValueError, match="threshold"):
         thresholded_iou(maps_iou, masks[:2], threshold=0.0)
+
+
+def reference_epg(maps, masks):
+    """Model-Guidance's BoundingBoxEnergyMultiple (include_undefined=True), one image at a time,
+    with a mask in place of the union of boxes."""
+    fractions = []
+    for attributions, mask in zip(maps, masks):
+        positive = attributions.clamp(min=0)
+        inside, total = positive[mask].sum(), positive.sum()
+        fractions.append(0.0 if total < 1e-7 else (inside / total).item())
+    return sum(fractions) / len(fractions)
+
+
+def test_epg_counts_all_zero_maps_as_zero():
+    masks = torch.zeros(5, 4, 4, dtype=torch.bool)
+    masks[:4, :2, :] = True                      # the top half is the object; image 4 has none
+    maps = torch.zeros(5, 4, 4)
+    maps[0, 0, 0] = 2.0                          # all energy inside: 1
+    maps[1, 0, 0], maps[1, 3, 3] = 1.0, 3.0      # a quarter inside: 0.25
+    # image 2: all zero (a GradCAM whose ReLU removed everything): 0
+    maps[3] = -1.0                               # only negative evidence: 0
+    maps[4, 1, 1] = 5.0                          # energy, but no object to hold it: 0
+    assert energy_pointing_game(maps, masks).tolist() == [1.0, 0.25, 0.0, 0.0, 0.0]
+    summary = epg_summary(maps, masks)
+    assert summary == {"epg": pytest.approx((1 + 0.25) / 5), "all_zero_maps": 2, "images": 5}
+    assert summary["epg"] == pytest.approx(reference_epg(maps, masks))
+    # the old rule -- drop the all-zero maps -- would have reported 1.25 / 3
+    assert summary["epg"] < nanmean(torch.tensor([1.0, 0.25, float("nan"), float("nan"), 0.0]))
+
+
+def test_epg_equals_the_reference_on_random_maps():
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(40, 16, 16, generator=g).relu()   # GradCAM-like: nonnegative
+    maps[::7] = 0.0                                      # some maps vanish entirely
+    masks = torch.rand(40, 16, 16, generator=g) < 0.3
+    summary = epg_summary(maps, masks)
+    assert summary["all_zero_maps"] == 6 and summary["images"] == 40
+    assert summary["epg"] == pytest.approx(reference_epg(maps, masks), rel=1e-6)
+    assert summary["epg"] == pytest.approx(energy_pointing_game(maps, masks).mean().item())
 
 
 def test_map_similarity():

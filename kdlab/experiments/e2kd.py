@@ -26,7 +26,7 @@ from torch import nn
 
 from ..data import ImageSet, few_shot_indices
 from ..explain import explain
-from ..explain_metrics import energy_pointing_game, map_similarity, nanmean, thresholded_iou
+from ..explain_metrics import epg_summary, map_similarity, nanmean, thresholded_iou
 from ..losses import ExplanationDistillation
 from ..metrics import accuracy, agreement, predict
 from ..recipes import Recipe, student_name
@@ -109,7 +109,9 @@ def report(model: nn.Module, test: ImageSet, teacher: dict | None = None, method
            layer: str | None = None, iou_threshold: float = 0.5) -> dict:
     """Accuracy; with the teacher's view: agreement and explanation similarity (cosine of the
     maps for the teacher's top-1 class); with object masks: EPG and IoU of the model's own
-    explanation (its top-1 class)."""
+    explanation (its top-1 class), and all_zero_maps: how many of those maps have no positive
+    attribution (they score EPG 0 and count in its mean, as in the reference; the IoU leaves
+    them out)."""
     logits = predict(model, test)
     row = {"accuracy": accuracy(logits, test.labels)}
     if teacher is not None:
@@ -119,7 +121,8 @@ def report(model: nn.Module, test: ImageSet, teacher: dict | None = None, method
     masks = object_masks(test)
     if masks is not None:
         own = explain(model, test, logits.argmax(1), method, layer)
-        row["epg"] = nanmean(energy_pointing_game(own, masks))
+        epg = epg_summary(own, masks)
+        row["epg"], row["all_zero_maps"] = epg["epg"], epg["all_zero_maps"]
         row["iou"] = nanmean(thresholded_iou(own, masks, iou_threshold))
     return row
 

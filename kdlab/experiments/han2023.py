@@ -4,8 +4,9 @@ Taught in notebook 04. Scratch, KD and LS students come from kdlab.recipes (the
 same configurations, hence the same cached models, as notebook 02); the full run dissects
 ImageNet ResNet-18s from checkpoints the user supplies (params/imagenet_dissect.yaml), layer4
 on Broden, where Han et al. count a unit as a detector when its best IoU exceeds 0.05. Their
-published numbers are kdlab.papers.table("han2023"). The concept data comes from
-kdlab.broden.concept_data.
+published numbers are kdlab.papers.table("han2023"); they come from NetDissect-Lite, whose
+union rule is kdlab.dissect's union="lite", so the tables here give both rules. The concept
+data comes from kdlab.broden.concept_data.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def dissect_models(models: dict[str, list], layer: str, data, quantile: float = 
     """Dissect every model at `quantile`, and at each quantile of `sweep` in the same passes.
 
     Returns ({(kind, label): Dissection}, one row per model, one row per model and sweep
-    quantile) -- the last two as DataFrames of detector counts per category.
+    quantile) -- the last two as DataFrames of detector counts per category under the default
+    "annotated" union rule, plus "detectors (Lite)": the total under NetDissect-Lite's rule,
+    the one behind Han et al.'s counts (per category: results[key].with_union("lite").counts).
     """
     import pandas as pd
 
@@ -50,12 +53,14 @@ def dissect_models(models: dict[str, list], layer: str, data, quantile: float = 
             r = found[0]
             results[(kind, label)] = r
             rows.append({"kind": kind, "model": label, **r.counts.to_dict(),
-                         "detectors": r.detectors, "units": r.units,
+                         "detectors": r.detectors, "detectors (Lite)": r.with_union("lite").detectors,
+                         "units": r.units,
                          "unique concepts": r.summary()["unique_concepts"]})
             for q, other in zip(quantiles, found):
                 if q in sweep:
                     sweep_rows.append({"kind": kind, "model": label, "quantile": q,
-                                       **other.counts.to_dict(), "detectors": other.detectors})
+                                       **other.counts.to_dict(), "detectors": other.detectors,
+                                       "detectors (Lite)": other.with_union("lite").detectors})
     return results, pd.DataFrame(rows), pd.DataFrame(sweep_rows)
 
 
