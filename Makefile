@@ -9,7 +9,7 @@ RUN ?=
 ONLY ?=
 FORCE ?=
 
-.PHONY: setup run test lab book browser bench clean
+.PHONY: setup run test lab book browser bench compare clean
 
 setup: $(VENV)/.installed
 
@@ -42,6 +42,10 @@ browser:
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# Which numbers of a course run differ from the committed notebooks' (make compare RUN=runs/cpu).
+compare: setup
+	$(PY) -m kdlab.tools.compare $(or $(RUN),runs/$(PARAMS))
 
 bench: setup
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

@@ -29,7 +29,8 @@ kdlab.scale, full runs beyond a laptop: distributed (torchrun / DDP around `fit`
     (`python -m kdlab.scale.cli`, one model from the command line)
 
 kdlab.tools, the course's tooling: run (`python -m kdlab.tools.run`, the papermill course
-    runner behind `make run`), book (`python -m kdlab.tools.book`, the Jupyter Book)
+    runner behind `make run`), book (`python -m kdlab.tools.book`, the Jupyter Book), compare
+    (`python -m kdlab.tools.compare`, a run's numbers against the committed notebooks')
 
 Importing kdlab imports only torch, torchvision and numpy; everything heavier (pandas,
 matplotlib, ipywidgets, papermill, bcos) is imported inside the functions that need it, so

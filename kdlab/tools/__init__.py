@@ -2,4 +2,6 @@
 
     run   `python -m kdlab.tools.run` (behind `make run`): papermill over the notebooks
     book  `python -m kdlab.tools.book` (behind `make book`): the Jupyter Book
+    compare  `python -m kdlab.tools.compare RUN` (behind `make compare`): which numbers of a
+          run differ from the committed notebooks'
 """
