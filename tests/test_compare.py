@@ -20,8 +20,8 @@ def test_numbers_flatten_nested_records_and_skip_text():
 
 
 def test_moved_uses_absolute_then_relative_tolerance():
-    before = {"a": 0.50, "b": 100.0, "c": float("nan"), "d": 1.0}
-    after = {"a": 0.53, "b": 101.0, "c": float("nan"), "d": float("nan")}
+    before = {"a": 0.50, "b": 100.0, "c": float("nan"), "d": 1.0, "fit / train_seconds": 3.0}
+    after = {"a": 0.53, "b": 101.0, "c": float("nan"), "d": float("nan"), "fit / train_seconds": 9.0}
     assert [p for p, *_ in moved(before, after, 0.02)] == ["a", "d"]
 
 

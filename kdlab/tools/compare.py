@@ -36,10 +36,14 @@ def numbers(value, prefix: str = "") -> dict[str, float]:
     return found
 
 
+TIMINGS = ("seconds", "wall_time", "images_per_s")  # how fast, not what: never compared
+
+
 def moved(before: dict[str, float], after: dict[str, float], tolerance: float) -> list[tuple]:
-    """(path, before, after) for the numbers present in both whose difference exceeds tolerance."""
+    """(path, before, after) for the numbers present in both whose difference exceeds tolerance
+    (timings left out)."""
     out = []
-    for path in sorted(set(before) & set(after)):
+    for path in sorted(comparable(before) & comparable(after)):
         a, b = before[path], after[path]
         if math.isnan(a) and math.isnan(b):
             continue
@@ -47,6 +51,10 @@ def moved(before: dict[str, float], after: dict[str, float], tolerance: float) -
         if not abs(a - b) <= tolerance * scale:  # NaN against a number counts as moved
             out.append((path, a, b))
     return out
+
+
+def comparable(found: dict[str, float]) -> set[str]:
+    return {path for path in found if not any(t in path for t in TIMINGS)}
 
 
 def compare(run: Path, committed: Path, tolerance: float = 0.02) -> dict[str, dict]:
@@ -58,7 +66,7 @@ def compare(run: Path, committed: Path, tolerance: float = 0.02) -> dict[str, di
         if not records or nb.stem not in ours:
             continue
         before, after = numbers(records[-1]["metrics"]), numbers(ours[nb.stem])
-        report[nb.stem] = {"compared": len(set(before) & set(after)),
+        report[nb.stem] = {"compared": len(comparable(before) & comparable(after)),
                            "moved": moved(before, after, tolerance)}
     return report
 
