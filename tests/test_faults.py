@@ -295,3 +295,43 @@ def test_the_command_line_refuses_non_finite_numbers(flag, capsys):
 
     assert cli.main(["train", flag, "nan", "--dry-run"]) == 2
     assert f"option '{flag[2:]}' must be a finite number" in capsys.readouterr().err
+
+
+def test_image_folders_with_different_classes_per_split_are_refused(tmp_path):
+    from PIL import Image
+
+    from kdlab.scale.imagenet import load_imagenet
+
+    for split, classes in (("train", ["a", "b", "c"]), ("val", ["a", "c"])):
+        for c in classes:
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / c / "x.png")
+    with pytest.raises(ValueError, match="different class folders .* only in train: \\['b'\\]"):
+        load_imagenet("val", tmp_path, size=8, workers=0)
+
+
+def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    from kdlab.train import fit, load_or_train
+
+    build, data, objective, cfg = tiny_setup()
+    cfg = type(cfg)(epochs=2, batch_size=64)
+    straight = load_or_train("s", build, data, objective, cfg, cache_dir=tmp_path / "a", progress=False)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first_epoch(epoch, _record):
+        if epoch == 0:
+            raise Interrupt
+
+    torch.manual_seed(cfg.seed)
+    model = build()
+    from kdlab.train import cache_location
+
+    key, path = cache_location("s", model, data, objective, cfg, cache_dir=tmp_path / "b")
+    with pytest.raises(Interrupt):
+        fit(model, data, objective, cfg, checkpoint=path, key=key, progress=False,
+            on_epoch_end=stop_after_first_epoch)
+    resumed = load_or_train("s", build, data, objective, cfg, cache_dir=tmp_path / "b", progress=False)
+    assert not resumed.loaded and [h["epoch"] for h in resumed.history] == [1, 2]
+    assert all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in straight.model.state_dict().items())

@@ -216,8 +216,19 @@ def load_imagenet(split: str = "train", root: str | Path | None = None, size: in
     folder = root / split
     if not folder.is_dir():
         raise FileNotFoundError(f"ImageNet {split} split not found at {folder}. {IMAGENET_HINT}")
-    return ImageFolderData(folder, size=size, shots=shots, seed=seed, workers=workers,
+    data = ImageFolderData(folder, size=size, shots=shots, seed=seed, workers=workers,
                            name=f"imagenet-{split}")
+    other = root / ("val" if split == "train" else "train")
+    if other.is_dir():  # labels are folder positions: one missing class shifts every later label
+        classes = sorted(p.name for p in other.iterdir() if p.is_dir())
+        if classes != data.classes:
+            missing = sorted(set(classes) - set(data.classes))[:5]
+            extra = sorted(set(data.classes) - set(classes))[:5]
+            raise ValueError(f"{folder} and {other} hold different class folders ({len(data.classes)} "
+                             f"vs {len(classes)}; only in {other.name}: {missing}, only in {split}: "
+                             f"{extra}); both splits need the same classes, or every label after the "
+                             "first difference would be wrong")
+    return data
 
 
 @torch.inference_mode()
