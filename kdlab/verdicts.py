@@ -12,6 +12,10 @@ is computed from it:
     opposite      the interval excludes zero in the other direction
     not resolved  the interval contains zero: more seeds (or a larger effect) are needed
 
+A claim that two things are the same ("frozen explanations train as well as online ones")
+is decided against a margin fixed beforehand (`decide_equivalent`): shown when the whole
+interval lies within ±margin, opposite when it lies entirely outside, not resolved otherwise.
+
 With very few seeds the percentile bootstrap is optimistic (5 seeds have only 126 distinct
 resamples), which is why the course asks for at least 5 seeds per kind, and why a verdict is
 never stronger than "shown" at the stated seeds.
@@ -40,7 +44,7 @@ class Verdict:
 
     def __str__(self) -> str:
         return (f"{self.claim}: {self.verdict} (mean difference {self.mean:+.3g}, "
-                f"95 % interval [{self.low:+.3g}, {self.high:+.3g}], {self.n} seeds)")
+                f"95 % interval [{self.low:+.3g}, {self.high:+.3g}], {self.n} paired runs)")
 
 
 def bootstrap_interval(differences, level: float = 0.95, resamples: int = 10_000,
@@ -88,3 +92,19 @@ def decide_table(table, claim: str, metric: str, kind_a: str, kind_b: str,
         raise KeyError(f"no {missing} rows in the table; kinds: {list(wide.columns)}")
     paired = wide[[kind_a, kind_b]].dropna()
     return decide(claim, paired[kind_a].to_numpy(), paired[kind_b].to_numpy(), direction)
+
+
+def decide_equivalent(claim: str, a, b, margin: float, level: float = 0.95, seed: int = 0) -> Verdict:
+    """Verdict on "a equals b within ±margin" from paired per-seed values."""
+    a, b = (torch.tensor(np.asarray(v, dtype=np.float64)) for v in (a, b))
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need the same seeds: {tuple(a.shape)} vs {tuple(b.shape)}")
+    diff = a - b
+    low, high = bootstrap_interval(diff, level, seed=seed)
+    if -margin < low and high < margin:
+        verdict = "shown"
+    elif high <= -margin or low >= margin:
+        verdict = "opposite"
+    else:
+        verdict = "not resolved"
+    return Verdict(claim, diff.mean().item(), low, high, len(diff), verdict)

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from kdlab.verdicts import bootstrap_interval, decide, decide_table
+from kdlab.verdicts import bootstrap_interval, decide, decide_equivalent, decide_table
 
 
 def test_a_consistent_gain_is_shown_and_its_reverse_is_opposite():
@@ -45,3 +45,10 @@ def test_decide_table_pairs_by_seed():
     assert v.verdict == "shown" and v.mean == 2 and v.low == 2 and v.high == 2 and v.n == 5
     with pytest.raises(KeyError, match="ls"):
         decide_table(table, "LS < scratch", "detectors", "ls", "scratch", "less")
+
+
+def test_equivalence_against_a_margin():
+    online = [0.80, 0.72, 0.91, 0.66]
+    assert decide_equivalent("same", [0.81, 0.71, 0.91, 0.67], online, 0.02).verdict == "shown"
+    assert decide_equivalent("same", [0.90, 0.82, 1.0, 0.76], online, 0.02).verdict == "opposite"
+    assert decide_equivalent("same", [0.83, 0.70, 0.95, 0.64], online, 0.02).verdict == "not resolved"
