@@ -100,8 +100,9 @@ def check_params_file(path: Path, spec) -> None:
             fail(f"`all:` gives {name!r}, which no notebook declares{_closest(name, every_name)}")
     for section, values in sections.items():
         if not isinstance(section, str):
+            example = f"'{section:02d}'" if type(section) is int else "'01'"
             fail(f"notebook section {section!r} is read by YAML as a {type(section).__name__}: "
-                 f"quote it ('{section:02d}' if it is a notebook number) or write the notebook's name")
+                 f"quote it ({example}) or write the notebook's name")
         matches = [stem for stem in declared if stem.startswith(section)]
         if len(matches) != 1:
             fail(f"notebook section {section!r} matches {len(matches)} notebooks {matches}; "
