@@ -116,8 +116,8 @@ def concept_data(name: str = "synthetic", like: ImageSet | None = None, n: int =
     """The images to dissect on: 'synthetic' concept images or the 'broden' directory.
 
     synthetic: when `like` (the test set) is the synthetic dataset, its first n images;
-    otherwise n fresh synthetic images drawn at `like`'s size and channel count (grey for
-    Fashion-MNIST), so a network trained on other data can still be probed for our concepts.
+    otherwise n fresh synthetic images (the course's design v2) drawn at `like`'s size and
+    channel count (grey for Fashion-MNIST), so a network trained on other data can still be probed for our concepts.
     broden: data/broden1_224, or `root` (absolute, or relative to the project folder as in the
     parameter files); the first n images (n = 0: all of them), decoded by `num_workers`
     processes (default: up to 8).
@@ -133,7 +133,7 @@ def concept_data(name: str = "synthetic", like: ImageSet | None = None, n: int =
     from .synthetic import make_concept_dataset
 
     size = like.images.shape[-1] if like is not None else 32
-    data = make_concept_dataset(n=n or 2000, size=size, seed=1000 + seed)
+    data = make_concept_dataset(n=n or 2000, size=size, seed=1000 + seed, design="v2")
     if like is not None and like.in_channels == 1:
         weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
         grey = (data.images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255)

@@ -147,6 +147,30 @@ def plot_seed_spread(table, metric: str, order: list[str] | None = None, ax=None
     return ax
 
 
+def plot_learning_curves(histories: dict[str, list[list[dict]]], keys=("loss", "train_acc")):
+    """Per-epoch training curves of several kinds of model (notebook 02): one thin line per
+    seed, a thick line for the mean. `histories` maps a kind to its models' fit histories
+    (kdlab.train.TrainedModel.history). Flat ends mean the students reached their plateau."""
+    import matplotlib.pyplot as plt
+
+    titles = {"loss": "training loss (the kind's own objective)",
+              "train_acc": "accuracy on the training batches"}
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for i, (kind, runs) in enumerate(histories.items()):
+            curves = np.array([[record[key] for record in run] for run in runs])
+            epochs = np.arange(1, curves.shape[1] + 1)
+            for curve in curves:
+                ax.plot(epochs, curve, color=f"C{i}", lw=0.6, alpha=0.4)
+            ax.plot(epochs, curves.mean(0), color=f"C{i}", lw=2, label=kind)
+        ax.set(xlabel="epoch", title=titles.get(key, key))
+        if key == "train_acc":
+            ax.set_ylim(0, 1)
+        ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def template_projection(features: torch.Tensor, weight: torch.Tensor, classes: tuple[int, int, int]):
     """Müller et al.'s view: project penultimate features onto the plane through the three
     classes' templates (rows of the final layer's weight). Returns (N, 2) coordinates."""

@@ -17,8 +17,9 @@ with the functions at the end of this module on 10,000 images and, for v2, a res
 (kdlab.models) trained from scratch for 8 epochs on 6,000 images (SGD, lr 0.1, batch 128) and
 tested on 2,000; v1's teacher numbers come from the notebooks' runs (6 epochs, T = 4).
 
-v1 (the default; its output stays the same byte for byte): a large object with a clearly
-tinted part on one of 4 scenes painted over the whole image (sky, grass, water, brick).
+v1 (`make_concept_dataset`'s default, kept byte for byte for the tests and for the
+comparisons in notebooks 00 and 03): a large object with a clearly tinted part on one of 4
+scenes painted over the whole image (sky, grass, water, brick).
   * It is easy: a teacher reaches 99.9 % test accuracy, so a student's agreement with the
     teacher says no more than its accuracy.
   * Its teacher's soft labels group classes by *part*, not by shape: of the probability on
@@ -28,7 +29,8 @@ tinted part on one of 4 scenes painted over the whole image (sky, grass, water, 
     ceiling at the top-0.5 % quantile is 0.02 (`iou_ceilings`), below the 0.05 threshold.
     Objects' ceilings are 0.08-0.13, parts' 0.38-0.90.
 
-v2, designed so that each of those claims holds:
+v2, the design the course uses (kdlab.recipes.COURSE_DESIGN), made so that each of those
+claims holds:
   * Every concept can be detected. Scenes stay whole-image labels, as in Broden, but there
     are 24 of them (6 grounds × 4 skies: a sky above a wavy horizon and a textured ground
     below, named "grass-day", "water-night", ...), each on 1/24 of the images. Many scene

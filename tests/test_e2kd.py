@@ -144,18 +144,24 @@ def test_recipe_turns_steps_into_epochs():
 
 
 def test_shortcut_data_flips_the_backgrounds():
+    """Design v2 (the course teacher's): class c's designated scenes are c and c + 12."""
     from kdlab.experiments.e2kd import shortcut_data
-    from kdlab.synthetic import CONCEPT_NUMBER, SCENES, designated_scene
+    from kdlab.synthetic import CONCEPT_NUMBER_V2, CONCEPTS_V2, SCENES_V2, designated_scenes
 
     d = shortcut_data(correlation=1.0, n_student=60, n_test=40)
     assert d["teacher_train"] is None and len(d["student_train"]) == 60 and len(d["test_ood"]) == 40
+    assert d["student_train"].concepts == [name for name, _ in CONCEPTS_V2]
 
     def designated(data):
-        wanted = torch.tensor([CONCEPT_NUMBER[SCENES[designated_scene(int(c))]] for c in data.labels])
-        return (data.image_labels["scene"] == wanted).float().mean().item()
+        numbers = [{CONCEPT_NUMBER_V2[SCENES_V2[s]] for s in designated_scenes(int(c), "v2")}
+                   for c in data.labels]
+        scenes = data.image_labels["scene"].tolist()
+        return sum(scene in wanted for scene, wanted in zip(scenes, numbers)) / len(scenes)
 
     assert designated(d["student_train"]) == 1.0 and designated(d["test_in"]) == 1.0
     assert designated(d["test_ood"]) == 0.0
+    shown = {SCENES_V2[s] for s in designated_scenes(0, "v2")}
+    assert shown == {SCENES_V2[0], SCENES_V2[12]}  # two scenes per class, one class per scene
 
 
 def test_train_students_and_report(tmp_path, monkeypatch, data):
@@ -180,6 +186,73 @@ def test_train_students_and_report(tmp_path, monkeypatch, data):
     assert e2kd.report(teacher, test, view)["agreement"] == 1.0
     again = e2kd.train_students(data, teacher, recipe, seed=0, name="t", device="cpu")
     assert again["kd"].loaded and again["e2kd"].loaded and again["frozen_seconds"] == 0.0
+
+
+def test_plateau_says_whether_a_student_still_learns():
+    from kdlab.experiments.e2kd import plateau
+
+    flat = plateau([{"train_acc": 0.9}] * 40)
+    assert flat["final_train_acc"] == pytest.approx(0.9) and flat["late_gain"] == pytest.approx(0.0)
+    rising = plateau([{"train_acc": i / 39} for i in range(40)])
+    assert rising["final_train_acc"] == pytest.approx(37.5 / 39) and rising["late_gain"] > 0.2
+    assert plateau([{"train_acc": 0.5}])["late_gain"] == 0.0  # one epoch: nothing to compare
+
+
+def test_temperature_is_chosen_on_heldout_training_images(tmp_path, monkeypatch, data):
+    from dataclasses import replace
+
+    import kdlab.experiments.frozen
+    import kdlab.train
+    from kdlab.data import few_shot_indices
+    from kdlab.experiments import e2kd
+
+    monkeypatch.setattr(kdlab.train, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(kdlab.experiments.frozen, "CACHE_DIR", tmp_path)
+    shots = few_shot_indices(data.labels, 2, seed=1)
+    held = e2kd.heldout_data(data, 2, seed=1, n=30)
+    unused = [i for i in range(len(data)) if i not in set(shots.tolist())][:30]
+    assert torch.equal(held.images, data.images[unused])  # never one of the shots
+    torch.manual_seed(0)
+    teacher = get_model("resnet8", 12).eval()
+    recipe = e2kd.StudentRecipe(steps=2, batch_size=32)
+    chosen, rows = e2kd.choose_temperature(data, teacher, 2, 1, [1.0, 4.0], recipe, n_heldout=30,
+                                           name="t", device="cpu")
+    assert [r["temperature"] for r in rows] == [1.0, 4.0] and chosen in (1.0, 4.0)
+    assert chosen == max(rows, key=lambda r: r["heldout_accuracy"])["temperature"]
+    # the comparison's KD student with the chosen temperature is the one already trained
+    again = e2kd.train_students(e2kd.few_shot_data(data, 2, 1), teacher,
+                                replace(recipe, temperature=chosen), 1, "t", kinds=("kd",),
+                                device="cpu")
+    assert again["kd"].loaded
+
+
+def test_verdict_and_ood_tables_decide_from_paired_seeds():
+    import pandas as pd
+
+    from kdlab.experiments import e2kd
+
+    rows = pd.DataFrame([{"shots": shots, "seed": seed, "student": kind,
+                          "accuracy": base + 0.01 * seed + (0.1 if kind == "e²KD" else 0.0)}
+                         for shots, base in ((5, 0.3), (20, 0.6)) for seed in range(3)
+                         for kind in ("KD", "e²KD")])
+    claims = [("e²KD more accurate", "accuracy", "e²KD", "KD", "greater"),
+              ("no such metric", "epg", "e²KD", "KD", "greater")]
+    table = e2kd.verdict_table(rows, claims, by="shots")
+    assert list(table.shots) == [5, 20] and set(table.verdict) == {"shown"}
+    assert table["mean"].tolist() == pytest.approx([0.1, 0.1])
+    assert e2kd.verdict_table(rows[rows.seed == 0], claims, by="shots").empty  # one seed: no interval
+
+    results = pd.DataFrame(
+        [{"model": "teacher", "test": test, "accuracy": 1.0}
+         for test in ("in distribution", "flipped backgrounds")]
+        + [{"model": model, "seed": seed, "test": test, "accuracy": acc + 0.01 * seed}
+           for seed in range(3)
+           for model, acc_in, acc_ood in (("KD", 0.95, 0.10), ("e²KD", 0.90, 0.40))
+           for test, acc in (("in distribution", acc_in), ("flipped backgrounds", acc_ood))])
+    row = e2kd.ood_table(results, "KD", ["e²KD"]).loc["e²KD"]
+    assert row.seeds == 3 and row.ood_verdict == "shown" and row.drop_verdict == "shown"
+    assert row.id_gap == pytest.approx(-0.05) and "-5.0 points" in row.id_note
+    assert row.ood_gain == pytest.approx(0.3)
 
 
 def test_report_scores_vanished_maps_zero():

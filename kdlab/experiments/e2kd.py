@@ -13,13 +13,19 @@ Students are trained through kdlab.recipes and kdlab.train.load_or_train, so eve
 configuration is trained once and then loaded from the cache. KD and e²KD students of one
 comparison differ only in λ (KD is e²KD with λ = 0, the same objective code): same data,
 same steps, same stored or online teacher outputs, same initial weights.
+
+What makes a comparison fair here: students trained until their training accuracy has
+plateaued (`plateau` measures it; notebook 05 plots the curves), so that it measures where
+they end, not how fast they learn; KD's temperature chosen on held-out training images, never
+the test set (`choose_temperature`); and every claim decided from paired per-seed numbers
+(`verdict_table`, `ood_table`; kdlab.verdicts).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -29,7 +35,7 @@ from ..explain import explain
 from ..explain_metrics import epg_summary, map_similarity, nanmean, thresholded_iou
 from ..losses import ExplanationDistillation
 from ..metrics import accuracy, agreement, predict
-from ..recipes import Recipe, student_name
+from ..recipes import COURSE_DESIGN, Recipe, student_name
 from ..train import TrainConfig, TrainedModel
 from .frozen import freeze_teacher
 
@@ -134,13 +140,16 @@ def few_shot_data(train: ImageSet, shots: int, seed: int) -> ImageSet:
 
 def fewshot_comparison(train, test, teacher, shots, seeds, recipe: StudentRecipe,
                        name: str = "e2kd-fewshot", device="auto", progress: bool = True,
-                       evaluate=None) -> list[dict]:
+                       evaluate=None, histories: dict | None = None) -> list[dict]:
     """KD vs e²KD students for every (shots per class, seed): one row per student (notebook 05).
 
     train: an ImageSet, or a callable (shots, seed) -> few-shot training data.
     teacher: a TrainedModel or a model (e.g. a pretrained ImageNet network).
     evaluate: model -> row of metrics; default `report` on the ImageSet `test` against the
         teacher's view (kdlab.scale.realdata.imagenet_fewshot passes ImageNet's evaluation).
+    histories: a dict to fill with the students' training histories,
+        {shots: {"KD": [history per seed], "e²KD": [...]}} (kdlab.plots.plot_learning_curves).
+    Each row also holds `plateau`'s numbers: has the student stopped learning?
     """
     from tqdm.auto import tqdm
 
@@ -154,11 +163,85 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: StudentRecipe
         students = train_students(data, teacher, recipe, seed, name, device=device)
         for kind in KINDS:
             trained = students[kind]
-            row = {"shots": n_shots, "seed": seed, "student": "e²KD" if kind == "e2kd" else "KD"}
+            label = "e²KD" if kind == "e2kd" else "KD"
+            row = {"shots": n_shots, "seed": seed, "student": label}
             row.update(evaluate(trained.model))
+            row.update(plateau(trained.history))
             row["train_seconds"] = sum(h["seconds"] for h in trained.history)
             rows.append(row)
+            if histories is not None:
+                histories.setdefault(n_shots, {}).setdefault(label, []).append(trained.history)
     return rows
+
+
+def plateau(history: list[dict]) -> dict:
+    """Has a student stopped learning? From its per-epoch accuracy on the training batches:
+    final_train_acc, the mean over the last tenth of the epochs, and late_gain, how much that
+    exceeds the mean over the tenth just before the last quarter. A late gain near zero says
+    the student reached its plateau; a large one, that a comparison would measure how fast
+    each student learns rather than where it ends (notebook 05)."""
+    acc = [record["train_acc"] for record in history]
+    tenth = max(1, len(acc) // 10)
+    last_quarter = len(acc) - len(acc) // 4
+    final = sum(acc[-tenth:]) / tenth
+    before = acc[max(0, last_quarter - tenth):last_quarter] or acc[:1]
+    return {"final_train_acc": final, "late_gain": final - sum(before) / len(before)}
+
+
+def heldout_data(train: ImageSet, shots: int, seed: int, n: int) -> ImageSet:
+    """Up to `n` training images that are not among the `shots` per class drawn with `seed`:
+    data to choose settings on, so that the test set is never used for a choice (notebook 05)."""
+    unused = torch.ones(len(train), dtype=torch.bool)
+    unused[few_shot_indices(train.labels, shots, seed=seed)] = False
+    return train.subset(torch.nonzero(unused).flatten()[:n])
+
+
+def choose_temperature(train: ImageSet, teacher, shots: int, seed: int, temperatures,
+                       recipe: StudentRecipe, n_heldout: int = 1000, name: str = "e2kd-fewshot",
+                       device="auto") -> tuple[float, list[dict]]:
+    """KD's temperature, chosen on held-out training images (notebook 05).
+
+    One KD student per temperature, trained on the `shots` images of `seed` exactly as the
+    comparison trains it (same name, so the comparison loads the chosen one from the cache),
+    scored by its accuracy on `heldout_data`. Returns the most accurate temperature (the first
+    of the list on a tie) and one row per temperature.
+    """
+    data = few_shot_data(train, shots, seed)
+    heldout = heldout_data(train, shots, seed, n_heldout)
+    rows = []
+    for t in temperatures:
+        kd = train_students(data, teacher, replace(recipe, temperature=t), seed, name,
+                            kinds=("kd",), device=device)["kd"]
+        rows.append({"temperature": t,
+                     "heldout_accuracy": accuracy(predict(kd.model, heldout), heldout.labels),
+                     **plateau(kd.history)})
+    best = max(rows, key=lambda row: row["heldout_accuracy"])  # max keeps the first on a tie
+    return best["temperature"], rows
+
+
+def verdict_table(results, claims, kind_column: str = "student", by: str | None = None):
+    """kdlab.verdicts.decide_table for every claim, paired by seed, within each value of `by`
+    (e.g. per shot count): a pandas table, one row per claim (notebooks 05 and 06).
+
+    claims: (claim, metric, kind_a, kind_b, direction) tuples, "kind_a is `direction` than
+    kind_b". Groups with fewer than 2 paired seeds are left out: no interval without them.
+    """
+    import pandas as pd
+
+    from ..verdicts import decide_table
+
+    groups = results.groupby(by, sort=True) if by else [(None, results)]
+    rows = []
+    for value, part in groups:
+        for claim, metric, a, b, direction in claims:
+            if metric not in part:
+                continue
+            wide = part.pivot_table(index="seed", columns=kind_column, values=metric)
+            if not {a, b} <= set(wide.columns) or len(wide[[a, b]].dropna()) < 2:
+                continue
+            verdict = decide_table(part, claim, metric, a, b, direction, kind_column=kind_column)
+            rows.append({**({by: value} if by else {}), **asdict(verdict)})
+    return pd.DataFrame(rows)
 
 
 def train_bcos_teacher(train: ImageSet, arch: str = "bcos_resnet8", epochs: int = 4, lr: float = 3e-3,
@@ -208,15 +291,61 @@ def shortcut_data(correlation: float = 0.95, n_student: int = 1200, n_test: int 
                   seed: int = 0) -> dict:
     """The synthetic data of the shortcut experiment (notebook 06), in-distribution and flipped.
 
-    Students train on images whose scene predicts the class with probability `correlation`;
-    test_in has the same correlation, test_ood never shows the class's designated scene
-    (kdlab.synthetic's flip_background). teacher_train is None: the course teacher (trained
-    on scene-independent data) is the teacher. Waterbirds and VOC: kdlab.scale.realdata.shortcut_data.
+    The images are in the course's design (kdlab.recipes.COURSE_DESIGN, v2), the design the
+    course teacher learnt: class c has two designated scenes, c and c + 12, so each scene
+    hints at exactly one class (kdlab.synthetic.designated_scenes). Students train on images
+    that show one of their class's designated scenes with probability `correlation`; test_in
+    has the same correlation, test_ood never shows one (kdlab.synthetic's flip_background).
+    teacher_train is None: the course teacher is the teacher; its own training images carry
+    only v2's weak default hint (25-27 % designated scenes against 8 % by chance). Waterbirds
+    and VOC: kdlab.scale.realdata.shortcut_data.
     """
     from ..synthetic import make_concept_dataset
 
+    def images(n, stream, **scenes):
+        return make_concept_dataset(n, seed=stream, design=COURSE_DESIGN, **scenes)
+
     # streams far from the course data's (0, 1): new images, never the teacher's own
     return {"teacher_train": None,
-            "student_train": make_concept_dataset(n_student, seed=1000 + seed, background_correlation=correlation),
-            "test_in": make_concept_dataset(n_test, seed=2001, background_correlation=correlation),
-            "test_ood": make_concept_dataset(n_test, seed=2003, flip_background=True)}
+            "student_train": images(n_student, 1000 + seed, background_correlation=correlation),
+            "test_in": images(n_test, 2001, background_correlation=correlation),
+            "test_ood": images(n_test, 2003, flip_background=True)}
+
+
+def ood_table(results, baseline: str, models, test_in: str = "in distribution",
+              test_ood: str = "flipped backgrounds", margin: float = 0.02):
+    """Out-of-distribution accuracy of each of `models` against `baseline`, paired by seed,
+    with the in-distribution (ID) accuracies beside it: a pandas table (notebook 06).
+
+    results: one row per (model, seed, test) with an "accuracy" column. A model that is more
+    accurate OOD only because it is more accurate overall has not learnt the right features,
+    so each row says whether the ID accuracies are matched (mean paired difference within
+    ±margin; id_note says by how much they differ otherwise) and decides, besides "more
+    accurate OOD", a claim that controls for ID accuracy: the model loses less accuracy
+    than the baseline when the backgrounds flip (drop = ID - OOD accuracy).
+    """
+    import pandas as pd
+
+    from ..verdicts import decide
+
+    wide = results.pivot_table(index="seed", columns=["model", "test"], values="accuracy")
+    rows = []
+    for model in models:
+        pair = wide[[(m, t) for m in (model, baseline) for t in (test_in, test_ood)]].dropna()
+        m_in, m_ood = pair[(model, test_in)], pair[(model, test_ood)]
+        b_in, b_ood = pair[(baseline, test_in)], pair[(baseline, test_ood)]
+        id_gap = (m_in - b_in).mean()
+        matched = abs(id_gap) <= margin
+        row = {"model": model, "seeds": len(pair), "id_acc": m_in.mean(),
+               "id_acc_baseline": b_in.mean(), "id_gap": id_gap,
+               "id_note": "" if matched else f"ID accuracies differ by {100 * id_gap:+.1f} points",
+               "ood_acc": m_ood.mean(), "ood_acc_baseline": b_ood.mean()}
+        if len(pair) >= 2:  # a bootstrap interval needs two paired seeds
+            ood = decide(f"{model} more accurate OOD than {baseline}", m_ood, b_ood)
+            drop = decide(f"{model} loses less accuracy OOD than {baseline}",
+                          m_in - m_ood, b_in - b_ood, "less")
+            row.update({"ood_gain": ood.mean, "ood_low": ood.low, "ood_high": ood.high,
+                        "ood_verdict": ood.verdict, "drop_difference": drop.mean,
+                        "drop_verdict": drop.verdict})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")

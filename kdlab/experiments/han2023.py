@@ -1,6 +1,6 @@
 """The Han et al. (ICML 2023) experiment: which students have more concept detectors?
 
-Taught in notebook 04. Scratch, KD and LS students come from kdlab.recipes (the
+Taught in notebook 04. Scratch, KD, LS and KD-from-LS-teacher students come from kdlab.recipes (the
 same configurations, hence the same cached models, as notebook 02); the full run dissects
 ImageNet ResNet-18s from checkpoints the user supplies (params/imagenet_dissect.yaml), layer4
 on Broden, where Han et al. count a unit as a detector when its best IoU exceeds 0.05. Their
@@ -18,7 +18,7 @@ from ..dissect import Dissection, dissect_quantiles, load_model
 from ..explain import explain
 from ..explain_metrics import ground_truth_scores
 
-KINDS = ("scratch", "kd", "ls")
+KINDS = ("scratch", "kd", "ls", "kd_from_ls")  # kd_from_ls: KD from a teacher trained with LS
 
 
 def imagenet_models(arch: str, checkpoints: dict[str, list[str]]) -> dict[str, list]:

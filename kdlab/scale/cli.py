@@ -233,7 +233,7 @@ def load_data(o: Options):
     import torch
 
     from ..data import few_shot_indices
-    from ..datasets import load_dataset
+    from ..recipes import course_data
 
     if o.dataset == "imagenet":
         from .imagenet import load_imagenet
@@ -245,8 +245,7 @@ def load_data(o: Options):
         if o.n_test is not None:
             test = test.subset(torch.arange(min(o.n_test, len(test))))
     else:
-        train = load_dataset(o.dataset, "train", n=o.n_train, seed=o.data_seed, root=o.data_root)
-        test = load_dataset(o.dataset, "test", n=o.n_test, seed=o.data_seed, root=o.data_root)
+        train, test = course_data(o.dataset, o.n_train, o.n_test, seed=o.data_seed, root=o.data_root)
     if o.n_images is not None:
         train = train.subset(torch.arange(min(o.n_images, len(train))))
     if o.shots is not None:
