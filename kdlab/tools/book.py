@@ -11,7 +11,8 @@ book/_build/html).
 
 - Without --run: the committed notebooks (notebooks/NN_*.ipynb); the results page shows the
   results records those notebooks carry in their outputs' metadata ({"kdlab": {"results":
-  ...}}, shown by kdlab.notebook.save_results), so a fresh clone's book has its numbers.
+  ...}}, shown by kdlab.notebook.save_results), so a fresh clone's book has its numbers, and
+  beside them the committed runs on other parameter files (results/<params-name>/).
 - With --run: the executed notebooks of a papermill run folder (runs/<params-name>/, written
   by kdlab.tools.run) and the <notebook>.json results beside them.
 
@@ -105,6 +106,16 @@ def run_folder_records(run: Path) -> list[dict]:
         if isinstance(record, dict) and "notebook" in record and "metrics" in record:
             records.append(record)
     return records
+
+
+def committed_run_records(results_dir: Path = PROJECT_ROOT / "results") -> list[tuple[dict, str]]:
+    """The results of runs on other parameter files, kept in the repository as
+    results/<params-name>/<notebook>.json (copied from runs/<params-name>/), shown on the
+    results page beside the committed notebooks' own: e.g. Fashion-MNIST, which needs a
+    dataset download and half an hour, so the notebooks are not committed with its outputs."""
+    return [(record, f"committed run `results/{folder.name}`")
+            for folder in sorted(Path(results_dir).glob("*")) if folder.is_dir()
+            for record in run_folder_records(folder)]
 
 
 # ----------------------------------------------------------------------------- results page
@@ -274,7 +285,8 @@ def build(out: Path | None = None, run: Path | None = None, notebooks_dir: Path 
     else:
         notebooks = find_notebooks(notebooks_dir or PROJECT_ROOT / "notebooks")
         records = [(r, "the committed notebook") for nb in notebooks for r in embedded_records(nb)]
-        origin = "the committed notebooks"
+        records += committed_run_records()
+        origin = "the committed notebooks and the committed runs in results/"
     page = results_markdown(records, {nb.stem: notebook_title(nb) for nb in notebooks}, origin)
     source = stage(out, notebooks, page)
     cmd = jupyter_book_command() + ["build", str(source), "--path-output", str(out), "-W",
