@@ -147,3 +147,18 @@ def test_widget_pages_carry_their_state_and_local_bundle(html):
         assert 'type="application/vnd.jupyter.widget-state+json"' in page, nb.name
         assert 'type="application/vnd.jupyter.widget-view+json"' in page, nb.name
         assert page.count("_static/widgets/embed.js") == 1, f"{nb.name}: embed.js not loaded exactly once"
+
+
+def test_committed_runs_in_results_are_shown_beside_the_notebooks(tmp_path):
+    # results/<params>/ holds runs on other data (Fashion-MNIST): the page must show them
+    folder = tmp_path / "fashion_mnist"
+    folder.mkdir()
+    (folder / "02_kd_vs_label_smoothing.json").write_text(json.dumps(
+        _record("02_kd_vs_label_smoothing", accuracy={"scratch": 0.9012})))
+    (folder / "notes.txt").write_text("not a record")
+    found = book.committed_run_records(tmp_path)
+    assert [(r["notebook"], source) for r, source in found] == [
+        ("02_kd_vs_label_smoothing", "committed run `results/fashion_mnist`")]
+    page = book.results_markdown(found, ["02_kd_vs_label_smoothing"], "x")
+    assert "committed run `results/fashion_mnist`" in page and "| accuracy / scratch | 0.9012 |" in page
+    assert book.committed_run_records(tmp_path / "absent") == []
