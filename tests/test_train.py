@@ -125,3 +125,23 @@ def test_a_recipe_names_its_model_and_picks_its_objective(tiny):
         Recipe("teacher", "kd")
     with pytest.raises(ValueError, match="kd student needs a teacher"):
         Recipe("student", "kd").train(tiny, CFG)
+
+
+def test_channels_last_on_a_cpu_is_safe_for_any_batch():
+    # torch 2.14's oneDNN crashes in the backward of 8-channel convolutions on channels_last
+    # batches of odd size: fit uses channels_last on a CPU only for even batches, and hands the
+    # model back contiguous so that a later odd batch (GradCAM on 7 images) is safe too
+    from kdlab.losses import CrossEntropy
+    from kdlab.models import get_model
+    from kdlab.synthetic import make_concept_dataset
+
+    data = make_concept_dataset(n=24, seed=0)
+    for batch_size in (3, 4):
+        torch.manual_seed(0)
+        model = get_model("resnet8_w8", data.num_classes)
+        fit(model, data, CrossEntropy(), TrainConfig(epochs=1, batch_size=batch_size), device="cpu",
+            progress=False)
+        assert all(p.is_contiguous() for p in model.parameters())
+        x = data.float_images(torch.arange(7)).requires_grad_(True)
+        model(x).sum().backward()  # an odd batch through the returned model
+        assert x.grad is not None
