@@ -29,8 +29,11 @@ def test_compare_reports_per_notebook(tmp_path):
     committed, run = tmp_path / "notebooks", tmp_path / "run"
     committed.mkdir()
     run.mkdir()
-    _notebook(committed / "01_kd.ipynb", {"accuracy": {"kd": 0.90, "scratch": 0.80}})
-    (run / "01_kd.json").write_text(json.dumps({"notebook": "01_kd",
-                                                "metrics": {"accuracy": {"kd": 0.95, "scratch": 0.805}}}))
+    verdicts = [{"claim": "KD > scratch", "verdict": "shown"}, {"claim": "LS < scratch", "verdict": "not resolved"}]
+    _notebook(committed / "01_kd.ipynb", {"accuracy": {"kd": 0.90, "scratch": 0.80}, "verdicts": verdicts})
+    verdicts_now = [verdicts[0], {**verdicts[1], "verdict": "opposite"}]
+    (run / "01_kd.json").write_text(json.dumps({"notebook": "01_kd", "metrics": {
+        "accuracy": {"kd": 0.95, "scratch": 0.805}, "verdicts": verdicts_now}}))
     report = compare(run, committed)
-    assert report == {"01_kd": {"compared": 2, "moved": [("accuracy / kd", 0.90, 0.95)]}}
+    assert report == {"01_kd": {"compared": 2, "moved": [("accuracy / kd", 0.90, 0.95)], "verdicts": 2,
+                                "changed": [("verdicts / 1 / verdict", "not resolved", "opposite")]}}

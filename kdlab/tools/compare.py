@@ -6,7 +6,8 @@ Every committed notebook carries the results record it saved (kdlab.notebook.sav
 in its outputs' metadata); a course run writes the same record to <run folder>/<notebook>.json.
 This lines the two up number by number (lists of per-model records are matched by position)
 and prints, per notebook, how many numbers were compared and which moved by more than
-`tolerance` (absolute, or relative for numbers above 1) -- the check that a fresh clone
+`tolerance` (absolute, or relative for numbers above 1), and which computed verdicts
+(kdlab.verdicts: shown, opposite, not resolved) changed -- the check that a fresh clone
 reproduces what the notebooks show, e.g. after a new torch release or on another machine.
 """
 
@@ -36,6 +37,20 @@ def numbers(value, prefix: str = "") -> dict[str, float]:
     return found
 
 
+VERDICTS = ("shown", "opposite", "not resolved")  # kdlab.verdicts.Verdict.verdict
+
+
+def verdicts(value, prefix: str = "") -> dict[str, str]:
+    """Every verdict in a nested record, keyed by its path, like `numbers`."""
+    if isinstance(value, (dict, list)):
+        items = value.items() if isinstance(value, dict) else ((str(i), v) for i, v in enumerate(value))
+        found = {}
+        for key, inner in items:
+            found.update(verdicts(inner, f"{prefix} / {key}" if prefix else str(key)))
+        return found
+    return {prefix: value} if isinstance(value, str) and value in VERDICTS else {}
+
+
 TIMINGS = ("seconds", "wall_time", "images_per_s")  # how fast, not what: never compared
 
 
@@ -58,7 +73,8 @@ def comparable(found: dict[str, float]) -> set[str]:
 
 
 def compare(run: Path, committed: Path, tolerance: float = 0.02) -> dict[str, dict]:
-    """{notebook: {"compared": n, "moved": [(path, committed, run), ...]}}."""
+    """{notebook: {"compared": n, "moved": [(path, committed, run), ...], "verdicts": n,
+    "changed": [(path, committed verdict, run verdict), ...]}}."""
     ours = {r["notebook"]: r["metrics"] for r in run_folder_records(run)}
     report = {}
     for nb in find_notebooks(committed):
@@ -66,8 +82,12 @@ def compare(run: Path, committed: Path, tolerance: float = 0.02) -> dict[str, di
         if not records or nb.stem not in ours:
             continue
         before, after = numbers(records[-1]["metrics"]), numbers(ours[nb.stem])
+        said, says = verdicts(records[-1]["metrics"]), verdicts(ours[nb.stem])
         report[nb.stem] = {"compared": len(comparable(before) & comparable(after)),
-                           "moved": moved(before, after, tolerance)}
+                           "moved": moved(before, after, tolerance),
+                           "verdicts": len(said.keys() & says.keys()),
+                           "changed": [(k, said[k], says[k]) for k in sorted(said.keys() & says.keys())
+                                       if said[k] != says[k]]}
     return report
 
 
@@ -88,7 +108,13 @@ def main(argv=None) -> int:
         print(f"{name}: {len(r['moved'])} of {r['compared']} numbers moved by more than {args.tolerance:g}")
         for path, a, b in r["moved"]:
             print(f"    {path}: {a:.4g} -> {b:.4g}")
-    print(f"{n_moved} of {total} numbers moved.")
+        if r["verdicts"]:
+            print(f"{name}: {len(r['changed'])} of {r['verdicts']} verdicts changed")
+        for path, a, b in r["changed"]:
+            print(f"    {path}: {a} -> {b}")
+    n_changed = sum(len(r["changed"]) for r in report.values())
+    print(f"{n_moved} of {total} numbers moved; "
+          f"{n_changed} of {sum(r['verdicts'] for r in report.values())} verdicts changed.")
     return 0
 
 
