@@ -20,7 +20,7 @@ def test_alternative_parameters_run_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
     assert run.run_course(spec, only=["00"], out=str(out)) == 0
     result = json.loads((out / "00_tour.json").read_text())
-    assert result["params"] == {"n_images": 64, "seed": 1, "gallery": 4}
+    assert result["params"] == {"n_images": 64, "seed": 1, "gallery": 4, "design": "v2"}
     assert result["metrics"]["images"] == 64
     assert result["environment"]["torch"] and result["params_file"] == "small"
     assert json.loads((out / "summary.json").read_text())["notebooks"][0]["status"] == "ran"

@@ -119,7 +119,7 @@ def test_a_recipe_names_its_model_and_picks_its_objective(tiny):
     objectives = {kind: Recipe("student", kind).objective().config() for kind in KINDS["student"]}
     assert objectives["scratch"] == CrossEntropy().config()
     assert objectives["ls"] == CrossEntropy(0.1).config()
-    assert objectives["kd"] == objectives["kd_from_ls"] == Distillation(4.0, 0.9).config()
+    assert objectives["kd"] == objectives["kd_from_ls"] == Distillation(4.0, 0.5).config()
     assert objectives["e2kd"]["objective"] == "e2kd" and objectives["e2kd"]["lam"] == 1.0
     with pytest.raises(ValueError, match="kind scratch, ls"):
         Recipe("teacher", "kd")
