@@ -238,7 +238,7 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
     # torch 2.14's oneDNN kernels crash (a segfault) in the backward pass of 8-channel
     # convolutions on channels_last batches of odd size, so there it is used only for even
     # per-process batches (training batches all have that size) and only inside fit: the
-    # model and the teacher leave fit contiguous, safe for any batch a later call passes.
+    # model leaves fit contiguous, safe for any batch a later call passes.
     channels_last = cfg.channels_last and (on_cuda or (cfg.batch_size // run.world_size) % 2 == 0)
     model.to(device)
     if channels_last:
@@ -320,9 +320,9 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
     finally:
         bar.close()
         if channels_last and not on_cuda:
-            for net in (model, teacher):
-                if net is not None:
-                    net.to(memory_format=torch.contiguous_format)
+            # the teacher keeps its format: the committed few-shot results (notebooks 05, 06)
+            # come from teachers left in channels_last, and their stored outputs depend on it
+            model.to(memory_format=torch.contiguous_format)
     run.finish(model)
     model.eval()
     return history
