@@ -130,10 +130,10 @@ def concept_data(name: str = "synthetic", like: ImageSet | None = None, n: int =
         raise ValueError(f"concept data must be 'synthetic' or 'broden', got {name!r}")
     if like is not None and like.masks:
         return like.subset(torch.arange(min(n or len(like), len(like))))
-    from .synthetic import make_concept_dataset
+    from .synthetic import COURSE_DESIGN, make_concept_dataset
 
     size = like.images.shape[-1] if like is not None else 32
-    data = make_concept_dataset(n=n or 2000, size=size, seed=1000 + seed, design="v2")
+    data = make_concept_dataset(n=n or 2000, size=size, seed=1000 + seed, design=COURSE_DESIGN)
     if like is not None and like.in_channels == 1:
         weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
         grey = (data.images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255)

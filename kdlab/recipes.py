@@ -29,6 +29,7 @@ from .data import ImageSet
 from .datasets import load_dataset
 from .losses import CrossEntropy, Distillation, ExplanationDistillation
 from .models import get_model
+from .synthetic import COURSE_DESIGN
 from .train import TrainConfig, TrainedModel, load_or_train
 
 KINDS = {"teacher": ("scratch", "ls"), "student": ("scratch", "ls", "kd", "kd_from_ls", "e2kd")}
@@ -98,9 +99,6 @@ class Recipe:
             raise ValueError(f"a {self.kind} student needs a teacher")
         return load_or_train(name or self.name(cfg.seed), lambda: self.build(data), data, self.objective(),
                              cfg, teacher=teacher if self.distils else None, **options)
-
-
-COURSE_DESIGN = "v2"  # the synthetic dataset's design the course uses (kdlab.synthetic)
 
 
 def course_data(dataset: str = "synthetic", n_train: int = 6000, n_test: int = 2000,

@@ -29,7 +29,7 @@ scenes painted over the whole image (sky, grass, water, brick).
     ceiling at the top-0.5 % quantile is 0.02 (`iou_ceilings`), below the 0.05 threshold.
     Objects' ceilings are 0.08-0.13, parts' 0.38-0.90.
 
-v2, the design the course uses (kdlab.recipes.COURSE_DESIGN), made so that each of those
+v2, the design the course uses (COURSE_DESIGN), made so that each of those
 claims holds:
   * Every concept can be detected. Scenes stay whole-image labels, as in Broden, but there
     are 24 of them (6 grounds × 4 skies: a sky above a wavy horizon and a textured ground
@@ -284,6 +284,7 @@ CONCEPTS_V2: list[tuple[str, str]] = (
     [c for c in CONCEPTS if c[1] != "scene"] + [(s, "scene") for s in SCENES_V2])
 CONCEPT_NUMBER_V2 = {name: i for i, (name, _) in enumerate(CONCEPTS_V2)}
 DESIGNS = ("v1", "v2")
+COURSE_DESIGN = "v2"  # the design every notebook trains and dissects on (course_data, concept_data)
 V2_PART_TINT = (0.35, 0.6)     # tint of the part toward white (uniform per image): clearly visible ...
 V2_FAINT_PART = 0.15           # ... except in this share of images, where it is faint:
 V2_FAINT_TINT = (0.0, 0.12)    # from invisible to barely visible

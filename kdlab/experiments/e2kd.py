@@ -291,7 +291,7 @@ def shortcut_data(correlation: float = 0.95, n_student: int = 1200, n_test: int 
                   seed: int = 0) -> dict:
     """The synthetic data of the shortcut experiment (notebook 06), in-distribution and flipped.
 
-    The images are in the course's design (kdlab.recipes.COURSE_DESIGN, v2), the design the
+    The images are in the course's design (kdlab.synthetic.COURSE_DESIGN, v2), the design the
     course teacher learnt: class c has two designated scenes, c and c + 12, so each scene
     hints at exactly one class (kdlab.synthetic.designated_scenes). Students train on images
     that show one of their class's designated scenes with probability `correlation`; test_in
