@@ -9,7 +9,7 @@ RUN ?=
 ONLY ?=
 FORCE ?=
 
-.PHONY: setup run test lab book browser bench compare clean
+.PHONY: setup run test lab book student browser bench compare clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,12 @@ test: setup browser
 # notebooks, or from a run folder's executed notebooks and results (make book RUN=runs/cpu).
 book: setup
 	$(PY) -m kdlab.tools.book $(if $(RUN),--run $(RUN))
+
+# The student edition: copies of the notebooks with every exercise solution replaced by a stub
+# (kdlab.tools.student), in student/ or STUDENT=<folder>.
+STUDENT ?= student
+student: setup
+	$(PY) -m kdlab.tools.student --out $(STUDENT)
 
 # Headless Chromium for tests/test_browser.py: the Debian package, installed when missing and
 # root (CI); elsewhere the browser tests are skipped with the reason.

@@ -11,6 +11,7 @@ The core, what the notebooks teach, one short module per concept:
     models             CIFAR ResNets and torchvision models                  (notebook 01)
     losses             cross-entropy, label smoothing, KD, e²KD              (notebooks 01, 02, 05)
     train              fit, checkpoints, the load-or-train cache            (notebook 01)
+    progress           progress bars; one summary line for many cached models (notebook 01)
     recipes            what to train: the teacher and each kind of student  (notebooks 01, 02)
     metrics            accuracy, agreement, calibration                     (notebooks 01, 02)
     verdicts           paired per-seed differences, bootstrap intervals, verdicts
@@ -30,7 +31,8 @@ kdlab.scale, full runs beyond a laptop: distributed (torchrun / DDP around `fit`
 
 kdlab.tools, the course's tooling: run (`python -m kdlab.tools.run`, the papermill course
     runner behind `make run`), book (`python -m kdlab.tools.book`, the Jupyter Book), compare
-    (`python -m kdlab.tools.compare`, a run's numbers against the committed notebooks')
+    (`python -m kdlab.tools.compare`, a run's numbers against the committed notebooks'),
+    student (`python -m kdlab.tools.student`, the notebooks with exercise solutions removed)
 
 Importing kdlab imports only torch, torchvision and numpy; everything heavier (pandas,
 matplotlib, ipywidgets, papermill, bcos) is imported inside the functions that need it, so
@@ -39,5 +41,5 @@ matplotlib, ipywidgets, papermill, bcos) is imported inside the functions that n
 
 __version__ = "0.1.0"
 
-from . import data, datasets, files, losses, metrics, models, notebook, plots, recipes, synthetic, train  # noqa: E402,F401
+from . import data, datasets, files, losses, metrics, models, notebook, plots, progress, recipes, synthetic, train  # noqa: E402,F401
 from .notebook import check_params  # noqa: E402,F401

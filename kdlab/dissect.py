@@ -50,6 +50,7 @@ from .broden import concept_source
 from .files import PROJECT_ROOT, write_json_atomic
 from .inference import batches, capture, evaluation, find_layer
 from .models import get_model, torchvision_model
+from .progress import bar as progress_bar
 from .train import CheckpointError, load_checkpoint, pick_device, read_checkpoint
 
 UNIONS = ("annotated", "lite")  # where a unit's area counts in the IoU's union (step 3 above)
@@ -368,8 +369,6 @@ def dissect_quantiles(model, layer: str, data, quantiles: list[float], iou_thres
                       chunk_elements: int | None = None, union: str = "annotated") -> list[Dissection]:
     """`dissect` at each of `quantiles`, one Dissection each, from the same two passes over
     the data (notebook 04's sensitivity check). The other arguments are `dissect`'s."""
-    from tqdm.auto import tqdm
-
     _check_union(union)
     source = concept_source(data)
     n_images = len(source)
@@ -380,7 +379,7 @@ def dissect_quantiles(model, layer: str, data, quantiles: list[float], iou_thres
     budget = chunk_elements or (1 << 26 if device.type == "cuda" else 1 << 22)
     steps = -(-n_images // batch_size)
     with evaluation(model) as net, capture(find_layer(net, layer)) as seen, \
-            tqdm(total=2 * steps, desc=f"dissect {layer}", disable=not progress) as bar:
+            progress_bar(2 * steps, f"dissect {layer}", enabled=progress) as bar:
         net.to(device)
 
         def run(images):

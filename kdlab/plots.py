@@ -40,6 +40,32 @@ def show_gallery(data: ImageSet, n: int = 24, columns: int = 8, title: str | Non
     return fig
 
 
+def show_class_gallery(data: ImageSet, class_index: int, n: int = 8, columns: int = 8):
+    """The first `n` images of one class, each titled with its scene; scenes designated for
+    the class (kdlab.synthetic.designated_scenes) in bold red. Notebook 00's class picker."""
+    import matplotlib.pyplot as plt
+
+    from .synthetic import designated_scenes
+
+    members = torch.nonzero(data.labels == class_index).flatten()[:n]
+    scene_numbers = [i for i, c in enumerate(data.concept_categories) if c == "scene"]
+    design = data.meta.get("design", "v1")
+    hinted = {scene_numbers[s] for s in designated_scenes(class_index, design)}
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.9 * rows))
+    for ax in np.atleast_1d(axes).flat:
+        ax.axis("off")
+    for ax, i in zip(np.atleast_1d(axes).flat, members.tolist()):
+        scene = int(data.image_labels["scene"][i])
+        ax.imshow(_to_hwc(data.images[i]))
+        ax.set_title(data.concepts[scene], fontsize=7, color="tab:red" if scene in hinted else "k",
+                     fontweight="bold" if scene in hinted else "normal")
+    fig.suptitle(f"class '{data.classes[class_index]}': its first {len(members)} images, titled "
+                 "with their scene (red: one of the class's designated scenes)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def show_concept_masks(data: ImageSet, indices=(0, 1, 2)):
     """Each image beside its object, part, color and material masks, with its scene label."""
     import matplotlib.pyplot as plt
@@ -106,26 +132,55 @@ def class_similarity(probabilities: torch.Tensor, labels: torch.Tensor, num_clas
     return matrix
 
 
-def plot_heatmaps(matrices: dict[str, torch.Tensor], classes: list[str], vmax: float | None = None):
-    """Side-by-side heatmaps (e.g. soft-label similarity matrices), off-diagonal emphasised."""
+def plot_heatmaps(matrices: dict[str, torch.Tensor], classes: list[str], vmax: float | None = None,
+                  label: str = "mean probability (diagonal hidden)", panel_size: float = 5.0,
+                  marks: dict[str, float] | None = None, suptitle: str | None = None):
+    """Side-by-side heatmaps (e.g. soft-label similarity matrices, notebook 02), off-diagonal
+    emphasised, on ONE shared colour scale from 0 with one labelled colourbar, so that a
+    flatter matrix also looks flatter.
+
+    vmax: the top of the shared scale (default: the largest off-diagonal value of all
+    matrices; pass the same vmax to several figures to compare them, e.g. the frames of a
+    picker). marks: {text: value} drawn as lines on the colourbar (e.g. the LS target ε/K).
+    """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.6 * len(matrices), 4.4), squeeze=False)
-    for ax, (title, m) in zip(axes[0], matrices.items()):
-        shown = m.clone()
-        shown.fill_diagonal_(float("nan"))  # the diagonal dwarfs the structure
-        im = ax.imshow(shown.numpy(), cmap="viridis", vmin=0, vmax=vmax)
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(classes)), classes, fontsize=7)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
+    shown = {}
+    for title, m in matrices.items():
+        off = m.detach().float().cpu().clone()
+        off.fill_diagonal_(float("nan"))  # the diagonal dwarfs the structure
+        shown[title] = off.numpy()
+    if vmax is None:
+        vmax = max(float(np.nanmax(m)) for m in shown.values())
+    n = len(shown)
+    fig, axes = plt.subplots(1, n, figsize=(panel_size * n + 1.4, panel_size + 0.6),
+                             squeeze=False, sharey=True, layout="constrained")
+    for j, (ax, (title, m)) in enumerate(zip(axes[0], shown.items())):
+        im = ax.imshow(m, cmap="viridis", vmin=0, vmax=vmax)
+        ax.set_title(title, fontsize=11)
+        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=9)
+        ax.set_yticks(range(len(classes)), classes, fontsize=9)
+        ax.tick_params(labelleft=j == 0)
+        ax.set_xlabel("target class", fontsize=9)
+    axes[0, 0].set_ylabel("true class of the images", fontsize=9)
+    bar = fig.colorbar(im, ax=list(axes[0]), shrink=0.85, pad=0.02)
+    bar.set_label(label, fontsize=10)
+    for text, value in (marks or {}).items():
+        bar.ax.axhline(value, color="w", lw=2)
+        bar.ax.text(1.05, value, f" {text}", transform=bar.ax.get_yaxis_transform(),
+                    va="center", fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=12)
     return fig
 
 
-def plot_seed_spread(table, metric: str, order: list[str] | None = None, ax=None, reference=None):
-    """Each seed as a dot and the mean as a bar, per method (a pandas table with columns
-    'method', 'seed' and `metric`)."""
+def plot_seed_spread(table, metric: str, order: list[str] | None = None, ax=None, reference=None,
+                     chance: float | None = None, top: float | None = None,
+                     reference_label: str = "teacher"):
+    """Each seed as a dot and the mean as a bar (error bar: one standard deviation), per
+    method (a pandas table with columns 'method', 'seed' and `metric`; notebook 02). The
+    value axis starts at zero (up to `top` when given); `reference` (e.g. the teacher's
+    value) and `chance` are drawn as dashed lines."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -136,14 +191,17 @@ def plot_seed_spread(table, metric: str, order: list[str] | None = None, ax=None
         ax.bar(i, values.mean(), color="C%d" % i, alpha=0.5)
         ax.errorbar(i, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, color="k",
                     capsize=4)
-        ax.scatter(np.full(len(values), i), values, color="k", s=12, zorder=3)
+        ax.scatter(np.full(len(values), i), values, color="k", s=12, zorder=3,
+                   label="one seed" if i == 0 else None)
     if reference is not None:
-        ax.axhline(reference, color="gray", ls="--", label="teacher")
-        ax.legend(loc="lower right")
+        ax.axhline(reference, color="gray", ls="--", label=reference_label)
+    if chance is not None:
+        ax.axhline(chance, color="C3", ls=":", label="chance")
+    if reference is not None or chance is not None:
+        ax.legend(loc="lower right", fontsize=8, framealpha=0.95)
     ax.set_xticks(range(len(order)), order)
     ax.set_ylabel(metric)
-    lo = min(table[metric].min(), reference if reference is not None else 1.0)
-    ax.set_ylim(max(0.0, lo - 0.05), min(1.0, table[metric].max() + 0.03) if metric != "ece" else None)
+    ax.set_ylim(0, top)
     return ax
 
 
@@ -180,10 +238,11 @@ def template_projection(features: torch.Tensor, weight: torch.Tensor, classes: t
 
 
 def plot_projections(panels: dict[str, tuple[torch.Tensor, torch.Tensor]], class_names: list[str]):
-    """Scatter plots of projected features, one panel per model: {title: (coords, labels)}."""
+    """Scatter plots of projected features, one panel per model: {title: (coords, labels)}
+    (notebook 02)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.4), squeeze=False)
     for ax, (title, (coords, labels)) in zip(axes[0], panels.items()):
         for k, name in enumerate(class_names):
             pts = coords[labels == k].numpy()
@@ -229,13 +288,54 @@ def plot_counts(results: dict, ax=None, errors: dict | None = None, points: dict
     return ax
 
 
+def plot_detectors_by_kind(table, kinds, categories, units: int | None = None,
+                           title: str = ""):
+    """Concept detectors of each kind of student at one setting: notebook 04's quantile ×
+    IoU threshold picker draws one such figure per setting.
+
+    table: one row per model with a "kind" column, a "detectors" column (all detectors) and
+    one column per category. Left: all detectors per kind; right: per category. Bars are
+    the mean over the kind's models (seeds), dots each model. Both value axes run from 0 to
+    `units` (the layer's number of units), so that every setting is drawn on one scale.
+    """
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in kinds if (table.kind == k).any()]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.3),
+                                   gridspec_kw={"width_ratios": [1, 2]})
+    for i, kind in enumerate(kinds):
+        values = table[table.kind == kind]["detectors"].to_numpy(dtype=float)
+        ax1.bar(i, values.mean(), 0.7, color=f"C{i}", alpha=0.75)
+        spread = np.linspace(-0.18, 0.18, len(values)) if len(values) > 1 else np.zeros(1)
+        ax1.scatter(i + spread, values, s=12, color="k", zorder=3)
+    ax1.set_xticks(range(len(kinds)), kinds, fontsize=9)
+    ax1.set(ylabel="concept detectors", title="all detectors")
+    means = {k: table[table.kind == k][list(categories)].mean() for k in kinds}
+    plot_counts(means, ax=ax2, points={k: table[table.kind == k] for k in kinds})
+    ax2.set_title("per category")
+    ax2.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
+    for ax in (ax1, ax2):
+        if units:
+            ax.axhline(units, color="0.5", lw=0.8, ls="--")
+            ax.set_ylim(0, units * 1.05)
+        else:
+            ax.set_ylim(bottom=0)
+    if units:
+        ax1.text(len(kinds) - 0.5, units, f"all {units} units", ha="right", va="bottom",
+                 fontsize=8, color="0.4")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def show_unit(model, layer: str, data, result, unit: int, k: int = 6):
     """The unit browser's figure: top images, the unit's mask, the concept's mask (notebook 03)."""
     import matplotlib.pyplot as plt
 
     images, unit_mask, concept_mask = dissect.unit_masks(model, layer, data, result, unit, k)
     row = result.table.iloc[unit]
-    fig, axes = plt.subplots(3, len(images), figsize=(1.4 * len(images), 4.6), squeeze=False)
+    fig, axes = plt.subplots(3, len(images), figsize=(1.6 * len(images), 5.2), squeeze=False)
     for j in range(len(images)):
         img = images[j].permute(1, 2, 0).numpy()
         img = img[..., 0] if img.shape[-1] == 1 else img
@@ -293,6 +393,74 @@ def unit_browser(model, layer: str, data, result, unit: int | None = None, k: in
     return widgets.VBox([menu, out])
 
 
+# ---------------------------------------------------------------- precomputed figures (all)
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed: it is shown by a picker)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _choice(labels: list, description: str, slider: bool):
+    import ipywidgets as widgets
+
+    options = [str(label) for label in labels]
+    style = {"description_width": "initial"}
+    if slider:
+        return widgets.SelectionSlider(options=options, description=description, style=style,
+                                       continuous_update=True)
+    return widgets.Dropdown(options=options, description=description, style=style)
+
+
+def figure_picker(frames: dict, names=("show",), slider: bool = False, dpi: int = 80):
+    """Controls that choose among precomputed figures: the reader moves the key variable and
+    sees its figure, in JupyterLab and in the published book alike (all notebooks).
+
+    frames: {label: matplotlib Figure or PNG bytes}, one control named names[0]; or
+    {(a, b): figure} for two controls (names[0] picks a, names[1] picks b), e.g. notebook 04's
+    quantile × IoU threshold. Every figure is drawn once, up front, into an ipywidgets Stack,
+    and each control is tied to its Stack with `jslink`, which runs in the browser: the book's
+    saved widget state keeps working without a kernel, where a callback that redraws could not.
+    """
+    import ipywidgets as widgets
+
+    if not frames:
+        raise ValueError("figure_picker needs at least one figure")
+    names = (names,) if isinstance(names, str) else tuple(names)
+
+    def image(frame):
+        png = frame if isinstance(frame, bytes) else figure_png(frame, dpi)
+        return widgets.Image(value=png, format="png", layout=widgets.Layout(max_width="100%"))
+
+    keys = list(frames)
+    if not isinstance(keys[0], tuple):
+        control = _choice(keys, names[0], slider)
+        stack = widgets.Stack([image(frames[k]) for k in keys], selected_index=0)
+        widgets.jslink((control, "index"), (stack, "selected_index"))
+        return widgets.VBox([control, stack])
+    if len(names) != 2 or any(not isinstance(k, tuple) or len(k) != 2 for k in keys):
+        raise ValueError("two controls need two names and (a, b) keys for every figure")
+    firsts, seconds = list(dict.fromkeys(k[0] for k in keys)), list(dict.fromkeys(k[1] for k in keys))
+    missing = [(a, b) for a in firsts for b in seconds if (a, b) not in frames]
+    if missing:
+        raise ValueError(f"figure_picker needs a figure for every pair; missing {missing[:3]}")
+    first, second = _choice(firsts, names[0], slider), _choice(seconds, names[1], slider)
+    rows = []
+    for a in firsts:
+        row = widgets.Stack([image(frames[(a, b)]) for b in seconds], selected_index=0)
+        widgets.jslink((second, "index"), (row, "selected_index"))
+        rows.append(row)
+    outer = widgets.Stack(rows, selected_index=0)
+    widgets.jslink((first, "index"), (outer, "selected_index"))
+    return widgets.VBox([widgets.HBox([first, second]), outer])
+
+
 # ---------------------------------------------------------------- explanations (05, 06)
 
 def plot_explanations(images: torch.Tensor, maps: dict, titles: list[str] | None = None,
@@ -326,3 +494,203 @@ def plot_explanations(images: torch.Tensor, maps: dict, titles: list[str] | None
         ax.set_yticks([])
     fig.tight_layout()
     return fig
+
+
+def _scaled_map(m: torch.Tensor, size, signed: bool) -> np.ndarray:
+    """A map resized to `size` and divided by its largest value (|value| when signed), so
+    every map lies in [0, 1] (or [-1, 1]); an all-zero map stays zero."""
+    m = m.detach().float().cpu()
+    if tuple(m.shape[-2:]) != tuple(size):
+        m = F.interpolate(m[None, None], size=tuple(size), mode="bilinear",
+                          align_corners=False)[0, 0]
+    m = m if signed else m.clamp(min=0)
+    top = float(m.abs().max())
+    return (m / top if top > 0 else m).numpy()
+
+
+def _overlay(ax, image: torch.Tensor, m: torch.Tensor, signed: bool = False, alpha: float = 0.55):
+    """The image in grey with the map over it on the shared scale of `_scaled_map`."""
+    img = _to_hwc(image)
+    grey = img if img.ndim == 2 else img.mean(-1)
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
+    cmap, lo = ("bwr", -1.0) if signed else ("inferno", 0.0)
+    shown = ax.imshow(_scaled_map(m, grey.shape, signed), cmap=cmap, vmin=lo, vmax=1.0,
+                      alpha=alpha, interpolation="bilinear")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return shown
+
+
+def _map_label(signed: bool, label: str | None) -> str:
+    if label:
+        return label
+    return ("share of the map's largest |value|" if signed
+            else "share of the map's maximum")
+
+
+def _caption(ax, caption, fontsize: float = 8) -> None:
+    """A panel title: a string, or (string, colour)."""
+    text, colour = caption if isinstance(caption, tuple) else (caption, "black")
+    ax.set_title(text, fontsize=fontsize, color=colour)
+
+
+def plot_overlays(images: torch.Tensor, maps: dict, image_titles: list[str] | None = None,
+                  signed: bool = False, label: str | None = None, masks: torch.Tensor | None = None,
+                  level: float | None = None, title: str = "", dpi: int | None = None):
+    """Explanation maps overlaid on their images, one row per model under a row of the
+    images, on one shared colour scale with one colourbar (notebooks 05, 06).
+
+    maps: {model name: (N, H, W) maps} for the N `images`. Each map is divided by its own
+    maximum (GradCAM's scale differs between models and says nothing by itself), so the
+    colour reads "share of the map's maximum"; signed=True (B-cos contributions) divides by
+    the largest |value| and uses a diverging scale centred at 0 (notebook 04 uses it first).
+    masks: (N, H, W) object masks, outlined in cyan on every panel; level: also outline in
+    white where a map reaches that share of its maximum (the pixels a saliency score counts).
+    dpi: the figure's resolution (80 keeps the saved notebook small).
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    fig, axes = plt.subplots(1 + len(maps), n, figsize=(max(9.0, 1.3 * n + 1.2),
+                                                        1.35 * (1 + len(maps)) + 0.3),
+                             squeeze=False, layout="constrained", dpi=dpi)
+    shown = None
+    for j in range(n):
+        img = _to_hwc(images[j])
+        axes[0, j].imshow(img, cmap="gray" if img.ndim == 2 else None)
+        axes[0, j].set_xticks([])
+        axes[0, j].set_yticks([])
+        if image_titles:
+            axes[0, j].set_title(image_titles[j], fontsize=7)
+        for i, (name, m) in enumerate(maps.items(), start=1):
+            shown = _overlay(axes[i, j], images[j], m[j], signed)
+            if level is not None and float(m[j].max()) > 0:
+                axes[i, j].contour(_scaled_map(m[j], _to_hwc(images[j]).shape[:2], signed),
+                                   levels=[level], colors="white", linewidths=0.9)
+            if j == 0:
+                axes[i, j].set_ylabel(name, fontsize=8)
+        if masks is not None:
+            for ax in axes[:, j]:
+                ax.contour(masks[j].float().numpy(), levels=[0.5], colors="cyan", linewidths=0.8)
+    if len(maps) == 1:  # one row of maps: a vertical bar would be too short to label
+        fig.colorbar(shown, ax=axes[1:, :].ravel().tolist(), orientation="horizontal",
+                     shrink=0.35, aspect=30, pad=0.03, label=_map_label(signed, label))
+    else:
+        fig.colorbar(shown, ax=axes[1:, :].ravel().tolist(), fraction=0.02, pad=0.01,
+                     aspect=10 * len(maps), label=_map_label(signed, label))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def explanation_frame(image: torch.Tensor, rows: dict, captions: dict | None = None,
+                      image_title: str = "", title: str = "", signed: bool = False,
+                      label: str | None = None):
+    """One image beside every model's explanation map overlaid on it: one frame of
+    `explanation_picker` (notebooks 05, 06).
+
+    rows: {row label: {model name: (H, W) map, or None for an empty panel}}; several rows
+    show several maps per model (e.g. for the teacher's class and for the model's own
+    prediction). captions: {row label: {model name: text or (text, colour)}}, each panel's
+    title (an empty panel shows its caption inside). All maps share one colour scale (each divided by its own maximum, as in
+    `plot_overlays`) and one colourbar.
+    """
+    import matplotlib.pyplot as plt
+
+    columns = list(dict.fromkeys(name for row in rows.values() for name in row))
+    n_rows = len(rows)
+    fig, axes = plt.subplots(n_rows, 1 + len(columns),
+                             figsize=(max(9.0, 2.0 * (1 + len(columns)) + 1.0),
+                                      2.25 * n_rows + (0.4 if title else 0.1)),
+                             squeeze=False, layout="constrained")
+    img = _to_hwc(image)
+    axes[0, 0].imshow(img, cmap="gray" if img.ndim == 2 else None)
+    axes[0, 0].set_title(image_title, fontsize=8)
+    for ax in axes[1:, 0]:
+        ax.set_axis_off()
+    axes[0, 0].set_xticks([])
+    axes[0, 0].set_yticks([])
+    shown, used = None, []
+    for i, (row_label, row) in enumerate(rows.items()):
+        for j, name in enumerate(columns, start=1):
+            ax, m = axes[i, j], row.get(name)
+            text = (captions or {}).get(row_label, {}).get(name)
+            if m is None:  # an empty panel; its caption, if any, written inside it
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                if text:
+                    text, colour = text if isinstance(text, tuple) else (text, "dimgray")
+                    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8,
+                            color=colour, transform=ax.transAxes)
+                continue
+            shown = _overlay(ax, image, m, signed)
+            used.append(ax)
+            _caption(ax, text or name)
+        axes[i, 1].set_ylabel(row_label, fontsize=8)
+    if shown is not None:
+        fig.colorbar(shown, ax=used, shrink=0.9, aspect=25, label=_map_label(signed, label))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def explanation_picker(images: torch.Tensor, rows: dict, captions: dict | None = None,
+                       image_titles: list[str] | None = None, title: str = "",
+                       signed: bool = False, label: str | None = None, dpi: int = 80):
+    """A menu of images; each shows the image and every model's explanation overlaid on it
+    (notebooks 05, 06). The frames are drawn once, up front (`explanation_frame`), and chosen
+    in the browser (`figure_picker`), so the menu works in the published book too.
+
+    rows: {row label: {model name: (N, H, W) maps}} for the N `images` (keep N <= 12: every
+    frame is stored in the notebook); a None instead of maps leaves that panel empty.
+    captions: {row label: {model name: N texts or (text, colour) pairs}}.
+    image_titles: N texts, each image's title and (numbered) its entry in the menu.
+    """
+    n = len(images)
+    if not 0 < n <= 12:
+        raise ValueError(f"explanation_picker shows 1 to 12 images (frames), got {n}")
+    image_titles = image_titles or [f"image {j + 1}" for j in range(n)]
+    frames = {}
+    for j in range(n):
+        frame_rows = {r: {name: (None if m is None else m[j]) for name, m in row.items()}
+                      for r, row in rows.items()}
+        frame_captions = {r: {name: texts[j] for name, texts in row.items()}
+                          for r, row in (captions or {}).items()}
+        fig = explanation_frame(images[j], frame_rows, frame_captions, image_titles[j],
+                                title, signed, label)
+        frames[f"{j + 1}: {image_titles[j]}"] = figure_png(fig, dpi)
+    return figure_picker(frames, names=("image",), dpi=dpi)
+
+
+def plot_seed_bars(table, metric: str, groups: list[str], hue: str, hue_order: list[str],
+                   ax=None, chance: float | None = None, chance_label: str = "chance",
+                   group_column: str = "model"):
+    """Grouped bars (the mean over seeds) with every seed as a dot, the value axis from
+    zero and a dashed chance line (notebook 06).
+
+    table: one row per (group, hue, seed) with the column `metric`, e.g. the accuracy of
+    each model (`group_column`) on each test set (`hue`) for each seed.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 3.2))[1]
+    width = 0.8 / len(hue_order)
+    for k, h in enumerate(hue_order):
+        for i, g in enumerate(groups):
+            values = table.loc[(table[group_column] == g) & (table[hue] == h), metric]
+            values = values.dropna().to_numpy(dtype=float)
+            if not len(values):
+                continue
+            x = i - 0.4 + width * (k + 0.5)
+            ax.bar(x, values.mean(), width, color=f"C{k}", alpha=0.6,
+                   label=h if i == 0 else None)
+            ax.scatter(np.full(len(values), x), values, s=10, color="k", zorder=3,
+                       label="one seed" if (i == 0 and k == 0) else None)
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls="--", lw=1, label=chance_label)
+    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel(metric)
+    return ax

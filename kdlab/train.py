@@ -28,6 +28,7 @@ from torch import nn
 
 from .data import DeviceLoader, ImageSet
 from .files import CACHE_DIR, write_atomic
+from .progress import bar as progress_bar, report
 
 
 @dataclass
@@ -268,10 +269,8 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
     train_model = run.prepare(model, device, start_epoch, checkpoint)
     step_model = torch.compile(train_model) if cfg.compile else train_model
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
-               desc=desc, disable=not progress or run.rank != 0, leave=False, mininterval=1.0)
+    bar = progress_bar(cfg.epochs * steps_per_epoch, desc, enabled=progress and run.rank == 0,
+                       initial=start_epoch * steps_per_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             train_model.train()
@@ -368,15 +367,15 @@ def load_or_train(name: str, build_model: Callable[[], nn.Module], data: ImageSe
         else:
             if state.get("complete"):
                 model.to(pick_device(device)).eval()
-                print(f"Loaded {name} from the cache ({path.name}): trained earlier with this exact "
-                      "configuration.")
+                report("loaded from the cache", f"Loaded {name} from the cache ({path.name}): trained "
+                       "earlier with this exact configuration.")
                 return TrainedModel(model, key, path, state["history"], loaded=True)
             # an unfinished run: fit below resumes it from the checkpoint
     t0 = time.perf_counter()
     teacher_model = teacher.model if isinstance(teacher, TrainedModel) else teacher
     history = fit(model, data, objective, cfg, teacher=teacher_model, checkpoint=path, key=key,
                   device=device, progress=progress, extras=extras, desc=name, strategy=strategy)
-    print(f"Trained {name} in {time.perf_counter() - t0:.0f} s "
-          f"({cfg.epochs} epochs, final training accuracy {history[-1]['train_acc']:.3f}); "
-          f"saved to the cache as {path.name}.")
+    report("trained", f"Trained {name} in {time.perf_counter() - t0:.0f} s "
+           f"({cfg.epochs} epochs, final training accuracy {history[-1]['train_acc']:.3f}); "
+           f"saved to the cache as {path.name}.")
     return TrainedModel(model, key, path, history, loaded=False)

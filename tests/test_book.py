@@ -1,6 +1,8 @@
 """The Jupyter Book: builds offline from the committed notebooks with warnings as errors
 (kdlab.tools.book, `make book`), serves its widget and MathJax bundles itself, and its results page
-names where every number came from. tests/test_browser.py opens the same build in Chromium.
+names where every number came from. Exercise solutions (code cells tagged `solution` and
+`hide-input`) are collapsed on every notebook page; their checks stay open.
+tests/test_browser.py opens the same build in Chromium.
 """
 
 from __future__ import annotations
@@ -162,3 +164,91 @@ def test_committed_runs_in_results_are_shown_beside_the_notebooks(tmp_path):
     page = book.results_markdown(found, ["02_kd_vs_label_smoothing"], "x")
     assert "committed run `results/fashion_mnist`" in page and "| accuracy / scratch | 0.9012 |" in page
     assert book.committed_run_records(tmp_path / "absent") == []
+
+
+# ----------------------------------------------------------------------------- hidden solutions
+
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob(book.NOTEBOOK_GLOB))
+# myst-nb renders a code cell as <div class="cell tag_<tag> ... docutils container">; with the
+# tag hide-input it wraps the cell's source in <details class="admonition hide above-input">
+# (closed: no `open` attribute) under a "Show code cell source" summary; outputs stay outside.
+CELL_START = re.compile(r'<div class="cell(?: [^"]*)?">')
+DETAILS = re.compile(r"<details\b([^>]*)>")
+
+
+def rendered_cells(page: str) -> list[tuple[list[str], str]]:
+    """(classes, html) of every notebook cell on a page, in order: the html runs to the next
+    cell (cells are siblings in the page, never nested)."""
+    starts = list(CELL_START.finditer(page))
+    return [(m.group(0)[len('<div class="'):-2].split(), page[m.start():nxt])
+            for m, nxt in zip(starts, [m.start() for m in starts[1:]] + [len(page)])]
+
+
+def solution_problems(page: str, notebook: dict, name: str) -> list[str]:
+    """Why the solutions of `notebook` are not collapsed on its rendered `page` (empty if they are)."""
+    def tagged(tag):
+        return [i for i, c in enumerate(notebook["cells"])
+                if c["cell_type"] == "code" and tag in c.get("metadata", {}).get("tags", [])]
+
+    cells = rendered_cells(page)
+    problems = []
+    for tag in ("solution", "check"):
+        shown = [html for classes, html in cells if f"tag_{tag}" in classes]
+        if len(shown) != len(tagged(tag)):
+            problems.append(f"{name}: {len(tagged(tag))} cells tagged {tag} (cells {tagged(tag)}), "
+                            f"{len(shown)} on the page")
+        for number, html in enumerate(shown, start=1):
+            details = DETAILS.search(html)
+            code = html.find('<div class="cell_input')
+            if tag == "check":
+                if details and details.start() < code:
+                    problems.append(f"{name}: check {number} (cell {tagged(tag)[number - 1]}) is "
+                                    "collapsed; only solutions are")
+                continue
+            cell = tagged(tag)[number - 1] if number <= len(tagged(tag)) else "?"
+            if not details or "hide" not in details.group(1) or "above-input" not in details.group(1):
+                problems.append(f"{name}: solution {number} (cell {cell}) is not in a collapsible "
+                                "<details class=\"... hide above-input\">: is it tagged hide-input?")
+                continue
+            if re.search(r"\bopen\b", details.group(1)):
+                problems.append(f"{name}: solution {number} (cell {cell}) is rendered open")
+            end = html.find("</details>", details.end())
+            if not details.end() < code < end:
+                problems.append(f"{name}: the code of solution {number} (cell {cell}) is outside "
+                                "its collapsed <details>")
+            if "Show code cell source" not in html[details.end():code]:
+                problems.append(f"{name}: solution {number} (cell {cell}) has no "
+                                "'Show code cell source' toggle")
+    return problems
+
+
+def test_solution_check_reads_myst_nb_markup():
+    """solution_problems on hand-made markup of myst-nb's two renderings: collapsed and open."""
+    notebook = {"cells": [
+        {"cell_type": "code", "metadata": {"tags": ["solution", "hide-input"]}, "source": "y = 1"},
+        {"cell_type": "code", "metadata": {"tags": ["check"]}, "source": "assert y == 1"}]}
+    collapsed = (
+        '<div class="cell tag_solution tag_hide-input docutils container">\n'
+        '<details class="admonition hide above-input">\n<summary aria-label="Toggle hidden content">\n'
+        '<p class="collapsed admonition-title">Show code cell source</p>\n'
+        '<p class="expanded admonition-title">Hide code cell source</p>\n</summary>\n'
+        '<div class="cell_input docutils container">y = 1</div>\n</details>\n</div>\n'
+        '<div class="cell tag_check docutils container">\n'
+        '<div class="cell_input docutils container">assert y == 1</div>\n</div>\n')
+    assert solution_problems(collapsed, notebook, "x.ipynb") == []
+    shown = collapsed.replace('<details class="admonition hide above-input">', "<div>", 1).replace(
+        "</details>", "</div>", 1)
+    assert "not in a collapsible" in " ".join(solution_problems(shown, notebook, "x.ipynb"))
+    opened = collapsed.replace("above-input\">", "above-input\" open>", 1)
+    assert "rendered open" in " ".join(solution_problems(opened, notebook, "x.ipynb"))
+    lost = collapsed.replace("tag_solution", "tag_other", 1)
+    assert "1 cells tagged solution (cells [0]), 0 on the page" in " ".join(
+        solution_problems(lost, notebook, "x.ipynb"))
+
+
+@pytest.mark.skipif(not NOTEBOOKS, reason="no committed notebooks in notebooks/ yet")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_solutions_are_collapsed_in_the_book(html, path):
+    page = (html / "notebooks" / f"{path.stem}.html").read_text()
+    problems = solution_problems(page, json.loads(path.read_text()), path.name)
+    assert not problems, "\n".join(problems)

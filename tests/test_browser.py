@@ -1,9 +1,14 @@
 """The course in a real browser: headless Chromium (the Debian package, driven by Playwright).
 
 1. The built book (tests/test_book.py builds it once per session), served on localhost with
-   every request to another host blocked: a page's figures load, its widgets render from the
-   vendored embed bundle, its formulas from the vendored MathJax, with no failed request and no
-   JavaScript error. Screenshot: runs/screenshots/book-<notebook>.png.
+   every request to another host blocked. EVERY notebook page is opened: its figures load,
+   its widgets render from the vendored embed bundle, its formulas from the vendored MathJax,
+   its exercise solutions are collapsed (and open on a click), with no failed request and no
+   JavaScript error. On a page with a widget control (a Dropdown, a slider...) one control is
+   moved as a reader would (another option; the slider's handle with the arrow keys) and what
+   its widget shows must change: the course's pickers (kdlab.plots.figure_picker) switch
+   precomputed figures in the browser, without a kernel. Screenshot per page:
+   runs/screenshots/book-<notebook>.png, scrolled to the moved control when there is one.
 2. A real JupyterLab server on localhost: open a notebook, run its widget cell (the course's
    temperature slider, kdlab.plots.temperature_explorer) and see the slider and its live
    figure appear. Screenshot: runs/screenshots/jupyterlab-widget.png.
@@ -44,6 +49,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-quic", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 SCREENSHOTS = PROJECT_ROOT / "runs" / "screenshots"
+# The book's text column reaches its full width (786 px, 89 characters of code) from about
+# 1440 px; narrower windows fit about 77 characters and scroll the longest lines.
+BOOK_VIEWPORT = {"width": 1440, "height": 1200}
 STATE = "application/vnd.jupyter.widget-state+json"
 VIEW = "application/vnd.jupyter.widget-view+json"
 CONTROLS = {"FloatSliderModel", "IntSliderModel", "DropdownModel", "SelectionSliderModel",
@@ -106,64 +114,220 @@ def served_book(tmp_path_factory):
     server.server_close()
 
 
-def widget_page() -> tuple[Path, int, bool]:
-    """The committed notebook to look at: (path, widget views to expect, has a control).
-
-    Prefers a notebook with an interactive control (a slider...) and a figure; the views
-    expected are those whose model the saved widget state holds.
-    """
-    best = None
-    for path in sorted((PROJECT_ROOT / "notebooks").glob(book.NOTEBOOK_GLOB)):
-        nb = json.loads(path.read_text())
-        state = nb.get("metadata", {}).get("widgets", {}).get(STATE, {}).get("state", {})
-        outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
-        views = [o["data"][VIEW]["model_id"] for o in outputs if VIEW in o.get("data", {})]
-        shown = sum(1 for v in views if v in state)
-        figures = sum(1 for o in outputs if "image/png" in o.get("data", {}))
-        control = any(m.get("model_name") in CONTROLS for m in state.values())
-        if shown and figures:
-            rank = (control, shown)
-            if best is None or rank > best[0]:
-                best = (rank, path, shown, control)
-    if best is None:
-        pytest.skip("no committed notebook has both a figure and a saved widget")
-    return best[1], best[2], best[3]
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob(book.NOTEBOOK_GLOB))
+LINKS = {"LinkModel", "DirectionalLinkModel"}
+CONTROL_SELECTOR = ".widget-dropdown, .widget-slider, .widget-toggle-buttons, .widget-checkbox"
+# What a widget shows, as one string: a checksum of every visible image's bytes (a picker's
+# Stack re-creates its <img> with a new blob: URL even for the same figure, so the src alone
+# proves nothing) and the text of its HTML and output areas (not the controls' readouts).
+SHOWN_JS = """async root => {
+  const parts = [];
+  for (const img of root.querySelectorAll('img')) {
+    if (img.offsetParent === null || !img.getBoundingClientRect().width) continue;
+    const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+    let h = 2166136261;
+    for (let k = 0; k < bytes.length; k++) { h ^= bytes[k]; h = Math.imul(h, 16777619) >>> 0; }
+    parts.push(`img ${bytes.length}:${h}`);
+  }
+  for (const e of root.querySelectorAll('.widget-html-content, .widget-output'))
+    if (e.offsetParent !== null) parts.push(e.innerText);
+  return parts.join(' | ');
+}"""
 
 
-def test_book_page_shows_figure_widget_and_formulas_offline(browser, served_book):
-    base, html = served_book
-    notebook, expected_views, has_control = widget_page()
+def _refs(value) -> list[str]:
+    """Model ids a widget's state refers to ("IPY_MODEL_<id>"), in order."""
+    if isinstance(value, str):
+        return [value[len("IPY_MODEL_"):]] if value.startswith("IPY_MODEL_") else []
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+def page_plan(path: Path) -> dict:
+    """What the book page of a committed notebook must show, from the notebook file:
+    views (widget views whose model the saved state holds, in page order), figures (PNG
+    outputs), solutions (cells tagged solution), and `move`: the view holding the control to
+    move (the first with a control that jslink ties to something, else the first with any
+    control; None without controls) and whether that control is linked."""
+    nb = json.loads(path.read_text())
+    state = nb.get("metadata", {}).get("widgets", {}).get(STATE, {}).get("state", {})
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    views = [o["data"][VIEW]["model_id"] for o in outputs if VIEW in o.get("data", {})]
+    views = [v for v in views if v in state]
+    linked = {r for m in state.values() if m.get("model_name") in LINKS for r in _refs(m.get("state"))}
+
+    def subtree(model_id, seen):
+        if model_id in seen or model_id not in state:
+            return []
+        seen.add(model_id)
+        found = [model_id]
+        for ref in _refs(state[model_id].get("state")):
+            found += subtree(ref, seen)
+        return found
+
+    move = None
+    for want_linked in (True, False):
+        for view in views:
+            controls = [m for m in subtree(view, set()) if state[m].get("model_name") in CONTROLS]
+            if controls and (not want_linked or any(m in linked for m in controls)):
+                move = {"view": view, "linked": want_linked}
+                break
+        if move:
+            break
+    figures = sum(1 for o in outputs if "image/png" in o.get("data", {}))
+    solutions = sum(1 for c in nb["cells"] if "solution" in c.get("metadata", {}).get("tags", []))
+    return {"views": views, "figures": figures, "solutions": solutions, "move": move}
+
+
+def _shown(area) -> str:
+    return area.evaluate(SHOWN_JS)
+
+
+def move_control(page, control) -> str:
+    """Move a rendered control one step as a reader would; return what it did."""
+    classes = control.get_attribute("class") or ""
+    if "widget-dropdown" in classes:
+        select = control.locator("select")
+        options = select.locator("option").count()
+        current = select.evaluate("e => e.selectedIndex")
+        select.select_option(index=(current + 1) % options)
+        return f"dropdown option {current} -> {(current + 1) % options}"
+    if "widget-slider" in classes:
+        readout = control.locator(".widget-readout").first
+        before = readout.inner_text()
+        for key in ("ArrowRight", "ArrowLeft"):  # at the end of its range, step back instead
+            control.locator(".noUi-handle").first.focus()
+            page.keyboard.press(key)
+            page.wait_for_timeout(200)
+            if readout.inner_text() != before:
+                return f"slider {before!r} -> {readout.inner_text()!r} ({key})"
+        return f"slider stuck at {before!r}"
+    if "widget-toggle-buttons" in classes:
+        button = control.locator("button:not(.mod-active)").first
+        label = button.inner_text()
+        button.click()
+        return f"toggle button {label!r}"
+    control.locator("input").first.click()
+    return "checkbox clicked"
+
+
+def check_book_page(context, base: str, path: Path, screenshot: Path) -> dict:
+    """Open a notebook's book page and check it as a reader would: figures and widgets render
+    from the page's own files and saved state, formulas typeset, solutions start collapsed and
+    open on a click; on a page with a widget control, moving the control changes what the
+    widget shows. No JavaScript error, failed request or request off localhost. Saves a
+    screenshot (of the moved control's widget, if any). Returns what was done."""
+    plan = page_plan(path)
     errors, failed = [], []
-    page = browser.new_page()
+    context.external.clear()
+    page = context.new_page()
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.on("requestfailed", lambda req: failed.append(req.url))
-    page.goto(f"{base}/notebooks/{notebook.stem}.html", wait_until="load")
+    done = {"page": path.stem}
+    try:
+        page.set_viewport_size(BOOK_VIEWPORT)
+        page.goto(f"{base}/notebooks/{path.stem}.html", wait_until="load")
+        # embed.js renders each widget-view script whose model the saved state holds
+        if plan["views"]:
+            page.wait_for_function(
+                "n => Array.from(document.querySelectorAll('.widget-subarea'))"
+                ".filter(e => e.children.length).length >= n", arg=len(plan["views"]), timeout=30_000)
+        if plan["figures"]:
+            page.wait_for_function(
+                "() => { const f = Array.from(document.querySelectorAll('.cell_output img'));"
+                " return f.length && f.every(e => e.complete); }", timeout=30_000)
+            widths = page.eval_on_selector_all(".cell_output img", "els => els.map(e => e.naturalWidth)")
+            assert widths and all(w > 0 for w in widths), f"{path.stem}: figures did not load: {widths}"
+        if page.locator(".math").count():
+            page.locator("mjx-container").first.wait_for(state="attached", timeout=20_000)
+        # code lines of at most 88 characters (tests/test_hygiene.py) show whole at the
+        # book's full text width: no code cell scrolls sideways
+        wide = page.eval_on_selector_all(
+            ".cell_input pre", "els => els.map((e, i) => [i, e.scrollWidth - e.clientWidth])"
+            ".filter(([i, extra]) => extra > 1)")
+        assert not wide, (f"{path.stem}: code cells (n-th on the page, pixels hidden) scroll "
+                          f"sideways at {BOOK_VIEWPORT['width']} px: {wide}")
 
-    # embed.js replaces each widget-view script whose model it knows with a rendered widget
-    page.wait_for_function(
-        "n => Array.from(document.querySelectorAll('.widget-subarea')).filter(e => e.children.length).length >= n",
-        arg=expected_views, timeout=30_000)
-    control = page.locator(".widget-subarea .widget-slider, .widget-subarea .widget-dropdown, "
-                           ".widget-subarea .widget-toggle-buttons, .widget-subarea .widget-checkbox").first
-    if has_control:
-        control.wait_for(state="visible", timeout=10_000)
-    figures = page.eval_on_selector_all(".cell_output img", "els => els.map(e => e.complete && e.naturalWidth)")
-    assert figures and all(w and w > 0 for w in figures), f"figures did not load: {figures}"
-    if page.locator(".math").count():
-        page.locator("mjx-container").first.wait_for(state="attached", timeout=20_000)
+        target = None
+        if plan["move"]:
+            view = plan["move"]["view"]
+            marked = page.evaluate("""id => {
+              const s = Array.from(document.querySelectorAll(
+                  'script[type="application/vnd.jupyter.widget-view+json"]'))
+                  .find(e => e.textContent.includes(id));
+              // embed.js renders a view into a .widget-subarea right before its script
+              // (one cell output can hold several views: a progress line, then a picker)
+              const area = s && s.previousElementSibling;
+              if (!area || !area.classList.contains('widget-subarea')) return false;
+              area.setAttribute('data-kdlab-view', id);
+              return true;
+            }""", view)
+            assert marked, f"{path.stem}: the widget {view} is not on the page"
+            area = page.locator(f'[data-kdlab-view="{view}"]')
+            control = area.locator(CONTROL_SELECTOR).first
+            control.wait_for(state="visible", timeout=10_000)
+            control.evaluate("e => e.scrollIntoView({block: 'start'})")
+            before = _shown(area)
+            assert before, f"{path.stem}: the widget with the control shows no image or text"
+            moved = move_control(page, control)
+            deadline = time.monotonic() + 10
+            after = _shown(area)
+            while after == before and time.monotonic() < deadline:
+                page.wait_for_timeout(250)
+                after = _shown(area)
+            kind = "tied in the browser (jslink)" if plan["move"]["linked"] else "needs a kernel"
+            assert after != before, (
+                f"{path.stem}: moving the control ({moved}; it {kind}) did not change what its "
+                "widget shows. In the book there is no kernel: precompute the figures and tie "
+                "them to the control with kdlab.plots.figure_picker")
+            done["moved"] = moved
+            target = area
+        page.wait_for_timeout(300)
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        if target is not None:
+            target.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.screenshot(path=str(screenshot))
 
-    target = control if has_control else page.locator(".widget-subarea").first
-    target.evaluate("e => e.scrollIntoView({block: 'center'})")
-    page.wait_for_timeout(300)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shot = SCREENSHOTS / f"book-{notebook.stem}.png"
-    page.screenshot(path=str(shot))
-    page.close()
+        solutions = page.locator(".tag_solution .cell_input")
+        assert solutions.count() == plan["solutions"], (
+            f"{path.stem}: {plan['solutions']} solution cells in the notebook, "
+            f"{solutions.count()} on the page")
+        if plan["solutions"]:
+            hidden = [i for i in range(solutions.count()) if not solutions.nth(i).is_visible()]
+            assert len(hidden) == plan["solutions"], (
+                f"{path.stem}: solutions {sorted(set(range(plan['solutions'])) - set(hidden))} "
+                "are shown open; the book must collapse them")
+            page.locator(".tag_solution details > summary").first.click()
+            solutions.first.wait_for(state="visible", timeout=5_000)  # a reader can open one
+            done["solutions"] = f"{plan['solutions']} collapsed, the first opens on a click"
+    finally:
+        page.close()
+    assert not context.external, f"{path.stem}: the page asked the internet for {context.external}"
+    assert not failed, f"{path.stem}: requests failed: {failed}"
+    assert not errors, f"{path.stem}: JavaScript errors on the page: {errors}"
+    assert screenshot.stat().st_size > 10_000, f"{path.stem}: the screenshot is blank"
+    return done
 
-    assert not browser.external, f"the page asked the internet for {browser.external}"
-    assert not failed, f"requests failed: {failed}"
-    assert not errors, f"JavaScript errors on the page: {errors}"
-    assert shot.stat().st_size > 10_000
+
+@pytest.mark.skipif(not NOTEBOOKS, reason="no committed notebooks in notebooks/ yet")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_book_page_in_the_browser(browser, served_book, path):
+    base, _ = served_book
+    done = check_book_page(browser, base, path, SCREENSHOTS / f"book-{path.stem}.png")
+    print(done)
+
+
+def test_the_book_has_controls_to_move():
+    """At least one page has a control that works without a kernel (the course's pickers)."""
+    plans = {p.stem: page_plan(p) for p in NOTEBOOKS}
+    if not plans:
+        pytest.skip("no committed notebooks in notebooks/ yet")
+    assert any(p["move"] and p["move"]["linked"] for p in plans.values()), (
+        "no notebook has a widget control tied to its figures in the browser "
+        "(kdlab.plots.figure_picker): the book has nothing to move")
 
 
 WIDGET_NOTEBOOK = {

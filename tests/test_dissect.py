@@ -429,6 +429,17 @@ def test_han_helpers(small):
     mean, spread, n = han.mean_and_spread(table, ["detectors"])
     assert n.to_dict() == {"scratch": 2, "kd": 1} and spread.loc["kd", "detectors"] == 0.0
 
+    *same, every = han.dissect_sweep(models, "layer3", small, quantile=0.02, progress=False,
+                                     sweep=[0.02, 0.1])
+    assert list(same[1].detectors) == list(table.detectors)
+    judged = han.counts_at_thresholds(every, [0.0, 0.05, 1.0])
+    assert len(judged) == 3 * 2 * 3  # models x quantiles x thresholds
+    at = judged.set_index(["kind", "model", "quantile", "iou_threshold"]).detectors
+    for key in results:
+        assert at[(*key, 0.02, 0.05)] == results[key].detectors  # the dissection's own threshold
+        assert at[(*key, 0.02, 1.0)] == 0                         # no IoU exceeds 1
+        assert at[(*key, 0.02, 0.0)] >= at[(*key, 0.02, 0.05)]    # lower threshold, no fewer
+
 
 def test_han_saliency_scores(small):
     from kdlab.experiments import han2023 as han

@@ -35,6 +35,7 @@ from ..explain import explain
 from ..explain_metrics import epg_summary, map_similarity, nanmean, thresholded_iou
 from ..losses import ExplanationDistillation
 from ..metrics import accuracy, agreement, predict
+from ..progress import summary
 from ..recipes import COURSE_DESIGN, Recipe, student_name
 from ..train import TrainConfig, TrainedModel
 from .frozen import freeze_teacher
@@ -151,26 +152,26 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: StudentRecipe
         {shots: {"KD": [history per seed], "e²KD": [...]}} (kdlab.plots.plot_learning_curves).
     Each row also holds `plateau`'s numbers: has the student stopped learning?
     """
-    from tqdm.auto import tqdm
-
     if evaluate is None:
         view = teacher_view(getattr(teacher, "model", teacher), test, recipe.method, recipe.layer)
         evaluate = lambda model: report(model, test, view, recipe.method, recipe.layer)  # noqa: E731
     rows = []
     runs = [(s, seed) for s in shots for seed in seeds]
-    for n_shots, seed in tqdm(runs, desc="few-shot students", disable=not progress, leave=False):
-        data = train(n_shots, seed) if callable(train) else few_shot_data(train, n_shots, seed)
-        students = train_students(data, teacher, recipe, seed, name, device=device)
-        for kind in KINDS:
-            trained = students[kind]
-            label = "e²KD" if kind == "e2kd" else "KD"
-            row = {"shots": n_shots, "seed": seed, "student": label}
-            row.update(evaluate(trained.model))
-            row.update(plateau(trained.history))
-            row["train_seconds"] = sum(h["seconds"] for h in trained.history)
-            rows.append(row)
-            if histories is not None:
-                histories.setdefault(n_shots, {}).setdefault(label, []).append(trained.history)
+    n_students = len(runs) * len(KINDS)
+    with summary(f"{n_students} few-shot students", total=n_students, enabled=progress):
+        for n_shots, seed in runs:
+            data = train(n_shots, seed) if callable(train) else few_shot_data(train, n_shots, seed)
+            students = train_students(data, teacher, recipe, seed, name, device=device)
+            for kind in KINDS:
+                trained = students[kind]
+                label = "e²KD" if kind == "e2kd" else "KD"
+                row = {"shots": n_shots, "seed": seed, "student": label}
+                row.update(evaluate(trained.model))
+                row.update(plateau(trained.history))
+                row["train_seconds"] = sum(h["seconds"] for h in trained.history)
+                rows.append(row)
+                if histories is not None:
+                    histories.setdefault(n_shots, {}).setdefault(label, []).append(trained.history)
     return rows
 
 
@@ -209,12 +210,13 @@ def choose_temperature(train: ImageSet, teacher, shots: int, seed: int, temperat
     data = few_shot_data(train, shots, seed)
     heldout = heldout_data(train, shots, seed, n_heldout)
     rows = []
-    for t in temperatures:
-        kd = train_students(data, teacher, replace(recipe, temperature=t), seed, name,
-                            kinds=("kd",), device=device)["kd"]
-        rows.append({"temperature": t,
-                     "heldout_accuracy": accuracy(predict(kd.model, heldout), heldout.labels),
-                     **plateau(kd.history)})
+    with summary(f"{len(temperatures)} KD students, one per temperature", total=len(temperatures)):
+        for t in temperatures:
+            kd = train_students(data, teacher, replace(recipe, temperature=t), seed, name,
+                                kinds=("kd",), device=device)["kd"]
+            rows.append({"temperature": t,
+                         "heldout_accuracy": accuracy(predict(kd.model, heldout), heldout.labels),
+                         **plateau(kd.history)})
     best = max(rows, key=lambda row: row["heldout_accuracy"])  # max keeps the first on a tie
     return best["temperature"], rows
 
@@ -310,6 +312,21 @@ def shortcut_data(correlation: float = 0.95, n_student: int = 1200, n_test: int 
             "student_train": images(n_student, 1000 + seed, background_correlation=correlation),
             "test_in": images(n_test, 2001, background_correlation=correlation),
             "test_ood": images(n_test, 2003, flip_background=True)}
+
+
+def scene_classes(data: ImageSet) -> torch.Tensor | None:
+    """The class each image's background scene is designated for (notebook 06), or None
+    where the data has no scene labels or a scene hints at several classes (design v1).
+
+    In the course design (v2) scene s is designated for class s mod 12, so on the flipped
+    test images a model that decides by the scene predicts this class, never the true one.
+    """
+    if not data.image_labels or "scene" not in data.image_labels or not data.concept_categories:
+        return None
+    numbers = [i for i, c in enumerate(data.concept_categories) if c == "scene"]
+    if not numbers or len(numbers) % data.num_classes:
+        return None
+    return (data.image_labels["scene"].long() - numbers[0]) % data.num_classes
 
 
 def ood_table(results, baseline: str, models, test_in: str = "in distribution",

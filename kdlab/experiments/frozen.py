@@ -34,6 +34,7 @@ from ..data import ImageSet
 from ..explain import METHODS, default_layer, explanation_pass
 from ..files import CACHE_DIR
 from ..inference import batches, evaluation
+from ..progress import bar as progress_bar, report
 from ..train import CheckpointError, TrainedModel, config_key, pick_device, read_checkpoint, save_atomic, weights_key
 
 FORMAT = "frozen-explanations-v1"
@@ -58,14 +59,12 @@ def compute_teacher_outputs(teacher: nn.Module, data: ImageSet, method: str = "g
                             layer: str | None = None, batch_size: int = 256, device="auto",
                             dtype=torch.float32, progress: bool = False) -> dict[str, torch.Tensor]:
     """Teacher logits and explanation maps (at the image's size) for every image, on the CPU."""
-    from tqdm.auto import tqdm
-
     device = pick_device(device)
     teacher.to(device)
     logits_out, maps_out = [], []
     with evaluation(teacher) as net:
-        for x in tqdm(batches(net, data.images, batch_size), total=-(-len(data) // batch_size),
-                      desc="freeze teacher", disable=not progress, leave=False):
+        for x in progress_bar(-(-len(data) // batch_size), "freeze teacher", progress,
+                               iterable=batches(net, data.images, batch_size)):
             logits, maps = explanation_pass(net, x, None, method, layer, size=x.shape[-2:])
             logits_out.append(logits.float().cpu())
             maps_out.append(maps.to(dtype).cpu())
@@ -101,7 +100,8 @@ def freeze_teacher(teacher: TrainedModel | nn.Module, data: ImageSet, method: st
         extras = state.get("extras", {}) if isinstance(state, dict) else {}
         if isinstance(state, dict) and state.get("key") == key \
                 and len(extras.get("teacher_logits", ())) == len(data):
-            print(f"Loaded frozen {method} explanations from the cache ({path.name}).")
+            report("teacher explanations loaded", f"Loaded frozen {method} explanations from the "
+                   f"cache ({path.name}).")
             return FrozenTeacher(extras, key, path, loaded=True, seconds=state.get("seconds", 0.0))
         print(f"Ignoring {path.name}: it does not match this teacher and data; recomputing.")
     t0 = time.perf_counter()
@@ -109,6 +109,6 @@ def freeze_teacher(teacher: TrainedModel | nn.Module, data: ImageSet, method: st
     seconds = time.perf_counter() - t0
     save_atomic({"key": key, "format": FORMAT, "method": method, "layer": layer, "teacher": teacher_id,
                  "data": data.fingerprint(), "seconds": seconds, "extras": extras}, path)
-    print(f"Computed frozen {method} explanations for {len(data)} images in {seconds:.1f} s; "
-          f"saved to the cache as {path.name}.")
+    report("teacher explanations computed", f"Computed frozen {method} explanations for "
+           f"{len(data)} images in {seconds:.1f} s; saved to the cache as {path.name}.")
     return FrozenTeacher(extras, key, path, loaded=False, seconds=seconds)

@@ -17,6 +17,7 @@ from ..data import ImageSet
 from ..dissect import Dissection, dissect_quantiles, load_model
 from ..explain import explain
 from ..explain_metrics import ground_truth_scores
+from ..progress import report, summary
 
 KINDS = ("scratch", "kd", "ls", "kd_from_ls")  # kd_from_ls: KD from a teacher trained with LS
 
@@ -40,28 +41,64 @@ def dissect_models(models: dict[str, list], layer: str, data, quantile: float = 
     quantile) -- the last two as DataFrames of detector counts per category under the default
     "annotated" union rule, plus "detectors (Lite)": the total under NetDissect-Lite's rule,
     the one behind Han et al.'s counts (per category: results[key].with_union("lite").counts).
+    `dissect_sweep` returns the same and keeps every quantile's Dissection as well.
     """
+    return dissect_sweep(models, layer, data, quantile, iou_threshold, batch_size, progress,
+                         sweep)[:3]
+
+
+def dissect_sweep(models: dict[str, list], layer: str, data, quantile: float = 0.005,
+                  iou_threshold: float = 0.05, batch_size: int = 256, progress: bool = True,
+                  sweep: list[float] = ()):
+    """`dissect_models`' three results and a fourth, {(kind, label): {q: Dissection}} for
+    `quantile` and every quantile of `sweep`, so that notebook 04 can judge the sweep at
+    other IoU thresholds (`counts_at_thresholds`) without another pass over the data."""
     import pandas as pd
 
     quantiles = [quantile] + [q for q in sweep if q != quantile]
     results: dict[tuple, Dissection] = {}
+    every: dict[tuple, dict[float, Dissection]] = {}
     rows, sweep_rows = [], []
-    for kind, entries in models.items():
-        for label, model in entries:
-            found = dissect_quantiles(model, layer, data, quantiles, iou_threshold=iou_threshold,
-                                      batch_size=batch_size, progress=progress)
-            r = found[0]
-            results[(kind, label)] = r
-            rows.append({"kind": kind, "model": label, **r.counts.to_dict(),
-                         "detectors": r.detectors, "detectors (Lite)": r.with_union("lite").detectors,
-                         "units": r.units,
-                         "unique concepts": r.summary()["unique_concepts"]})
-            for q, other in zip(quantiles, found):
-                if q in sweep:
-                    sweep_rows.append({"kind": kind, "model": label, "quantile": q,
-                                       **other.counts.to_dict(), "detectors": other.detectors,
-                                       "detectors (Lite)": other.with_union("lite").detectors})
-    return results, pd.DataFrame(rows), pd.DataFrame(sweep_rows)
+    n_models = sum(len(entries) for entries in models.values())
+    with summary(f"dissection of {layer}", total=n_models, enabled=progress,
+                 advance_on=("models dissected",)):
+        for kind, entries in models.items():
+            for label, model in entries:
+                found = dissect_quantiles(model, layer, data, quantiles, iou_threshold=iou_threshold,
+                                          batch_size=batch_size, progress=progress)
+                report("models dissected", f"dissected {layer} of {kind} {label}")
+                r = found[0]
+                results[(kind, label)] = r
+                every[(kind, label)] = dict(zip(quantiles, found))
+                rows.append({"kind": kind, "model": label, **r.counts.to_dict(),
+                             "detectors": r.detectors, "detectors (Lite)": r.with_union("lite").detectors,
+                             "units": r.units,
+                             "unique concepts": r.summary()["unique_concepts"]})
+                for q, other in zip(quantiles, found):
+                    if q in sweep:
+                        sweep_rows.append({"kind": kind, "model": label, "quantile": q,
+                                           **other.counts.to_dict(), "detectors": other.detectors,
+                                           "detectors (Lite)": other.with_union("lite").detectors})
+    return results, pd.DataFrame(rows), pd.DataFrame(sweep_rows), every
+
+
+def counts_at_thresholds(every: dict[tuple, dict[float, Dissection]], thresholds: list[float]):
+    """Detector counts of every model, quantile and IoU threshold, from the dissections that
+    `dissect_sweep` kept: one row per (kind, model, quantile, iou_threshold) with the counts
+    per category and their total "detectors" (notebook 04's quantile × threshold picker).
+
+    Re-judging reuses each unit's best IoU (Dissection.with_threshold): no pass over the data.
+    """
+    import pandas as pd
+
+    rows = []
+    for (kind, label), by_quantile in every.items():
+        for q, found in by_quantile.items():
+            for t in thresholds:
+                judged = found.with_threshold(t)
+                rows.append({"kind": kind, "model": label, "quantile": q, "iou_threshold": t,
+                             **judged.counts.to_dict(), "detectors": judged.detectors})
+    return pd.DataFrame(rows)
 
 
 def mean_and_spread(table, columns):

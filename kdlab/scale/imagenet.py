@@ -27,6 +27,7 @@ import torch
 from ..data import Batch, few_shot_indices
 from ..files import DATA_DIR, PROJECT_ROOT
 from ..inference import device_of, evaluation
+from ..progress import bar as progress_bar
 from ..train import pick_device
 
 IMAGENET_HINT = (
@@ -250,10 +251,9 @@ def evaluate_folder(model: torch.nn.Module, data: ImageFolderData, batch_size: i
         share, batch_size=batch_size, num_workers=data.default_workers(world) if workers is None else workers,
         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
     counts = torch.zeros(3, dtype=torch.float64, device=device)  # correct, agree, seen
-    from tqdm.auto import tqdm
 
     with evaluation(model) as net:
-        for x, y, _ in tqdm(loader, desc="evaluate", disable=not progress or rank != 0, leave=False):
+        for x, y, _ in progress_bar(len(loader), "evaluate", progress and rank == 0, iterable=loader):
             x = x.to(device, non_blocking=True).float().div_(255)  # pinned uint8: a quarter of the bytes
             predicted = net(x).argmax(1)
             counts[0] += (predicted == y.to(device)).sum()
