@@ -338,6 +338,13 @@ WIDGET_NOTEBOOK = {
             "from kdlab import plots\n"
             "classes = [f'class {i}' for i in range(6)]\n"
             "plots.temperature_explorer(torch.tensor([4.0, 2.5, 1.0, 0.0, -1.0, -2.0]), classes, classes[0])")},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": (
+            "import matplotlib.pyplot as plt\n"
+            "def frame(width):  # frames of different widths: which one shows is visible in the DOM\n"
+            "    fig, ax = plt.subplots(figsize=(width, 1.5))\n"
+            "    ax.set_title(f'{width} inches wide')\n"
+            "    return fig\n"
+            "plots.figure_picker({f'{w} in': frame(w) for w in (3, 6)}, 'width')")},
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
                  "language_info": {"name": "python"}},
@@ -439,6 +446,22 @@ def test_jupyterlab_runs_a_widget_cell(browser, jupyterlab):
                            arg=[figure.element_handle(), before], timeout=60_000)
     figure.wait_for(state="visible", timeout=60_000)
     assert figure.get_attribute("src") != before, "moving the slider did not redraw the figure"
+
+    # The course's precomputed-figure picker (kdlab.plots.figure_picker): choosing another
+    # option shows the other figure, switched in the browser by jslink.
+    picker = page.locator(".jp-CodeCell").nth(1)
+    picker.locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    shown = picker.locator(".jp-OutputArea-output .widget-image")
+    shown.first.wait_for(state="visible", timeout=90_000)
+    width = "e => e.naturalWidth"
+    narrow = shown.first.evaluate(width)
+    picker.locator(".widget-dropdown select").select_option(index=1)
+    page.wait_for_function("([el, old]) => { const img = el.closest('.jp-OutputArea-output')"
+                           ".querySelector('.widget-image'); return img && img.naturalWidth > old; }",
+                           arg=[picker.locator(".jp-OutputArea-output").first.element_handle(), narrow],
+                           timeout=30_000)
+    assert shown.first.evaluate(width) > narrow, "choosing the wider figure did not show it"
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "jupyterlab-widget.png"))

@@ -3,24 +3,21 @@ by a stub that raises NotImplementedError, its check kept, solution and check ou
 
 1. On a tiny notebook built here: the stub replaces the solution, the check stays, the tags
    lose only `hide-input`, and a solution cell without an exercise heading is a clear error.
-2. For every course notebook: its student edition runs, in a fresh kernel from the notebooks
-   folder (as `make run` does, with the project's model cache, so cached models are loaded,
-   never trained), up to its first exercise, whose stub then raises NotImplementedError and
-   whose check cell then fails (a check that passes on a stub checks nothing). Only the cells
-   up to that exercise run; nbval runs the full notebooks with their solutions.
+2. For every course notebook: its student edition runs up to its first exercise, whose stub
+   then raises NotImplementedError and whose check cell then fails (a check that passes on a
+   stub checks nothing). The student cells before that exercise are the instructor's (checked
+   here), so nbval's run of the instructor notebook runs them, and the project's conftest.py
+   runs the stub and the check in nbval's kernel just before the first solution: every
+   notebook is executed once (tested end to end here on tiny notebooks).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import time
-from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
 from kdlab.tools import student
 from kdlab.tools.run import NOTEBOOK_DIR
@@ -148,85 +145,76 @@ def test_writes_the_edition_and_reports_bad_folders(tmp_path, capsys):
     assert not (out / "01_tiny.ipynb").exists(), "a failed conversion wrote some notebooks"
 
 
-# ----------------------------------------------------------------------------- execution
+# ----------------------------------------------------------------------------- the first exercise
 
-def first_exercise(nb) -> int:
-    """Index of the first cell tagged `solution` (the first stub in a student edition)."""
-    return next((i for i, c in enumerate(nb.cells) if "solution" in _tags(c)), -1)
+def python_kernel(nb: dict):
+    """A stand-in kernel that has run every cell of `nb` before its first solution: run(source)
+    returns the name of the exception the code raised, or ""."""
+    namespace: dict = {}
 
+    def run(source: str) -> str:
+        try:
+            exec(source, namespace)
+        except Exception as err:  # noqa: BLE001 - the name is the result
+            return type(err).__name__
+        return ""
 
-def run_to_first_exercise(path: Path, cwd: Path, name: str) -> tuple[str, str]:
-    """Execute a student notebook in a fresh python3 kernel up to its first stub; run the stub
-    and the check after it. Fails naming the cell if a cell before the stub raises. Returns
-    (the stub's error name, the check's error name or '' if the check passed)."""
-    nb = nbformat.read(path, as_version=4)
-    stub_index = first_exercise(nb)
-    assert stub_index >= 0, (f"{name} has no exercise (no code cell tagged 'solution'): every "
-                             "notebook needs two to four exercises")
-    client = NotebookClient(nb, kernel_name="python3", timeout=900,
-                            resources={"metadata": {"path": str(cwd)}})
-    with client.setup_kernel():
-        for i in range(stub_index):
-            try:
-                client.execute_cell(nb.cells[i], i)
-            except CellExecutionError as err:
-                first = nb.cells[i].source.strip().splitlines()[0][:60]
-                pytest.fail(f"{name}: student edition failed before its first exercise, at cell "
-                            f"{i} ({first!r}): {err.ename}: {err.evalue}")
-        with pytest.raises(CellExecutionError) as stub:
-            client.execute_cell(nb.cells[stub_index], stub_index)
-        check_error = ""
-        check = stub_index + 1
-        if check < len(nb.cells) and "check" in _tags(nb.cells[check]):
-            try:
-                client.execute_cell(nb.cells[check], check)
-            except CellExecutionError as err:
-                check_error = err.ename
-        else:
-            pytest.fail(f"{name}: the cell after the first solution (cell {stub_index}) is not "
-                        "tagged 'check'")
-    return stub.value.ename, check_error
+    for cell in nb["cells"][:student.first_solution(nb)]:
+        if cell["cell_type"] == "code":
+            assert run(cell["source"]) == ""
+    return run
 
 
-def test_execution_helper_on_tiny_notebooks(tmp_path):
-    src = tmp_path / "notebooks"
-    src.mkdir()
-
-    def edition(nb: dict, name: str) -> Path:
-        (src / name).write_text(json.dumps(nb))
-        [path] = student.write_student_edition(tmp_path / "student", src, only=[name[:-6]])
-        return path
-
-    good = edition(tiny_notebook(), "01_good.ipynb")
-    assert run_to_first_exercise(good, src, good.name) == ("NotImplementedError", "NameError")
+def test_first_exercise_check_on_tiny_notebooks():
+    good = tiny_notebook()
+    student.check_first_exercise(good, python_kernel(good), "good.ipynb")
     # a check that cannot fail: `double` already exists before the exercise
     weak = tiny_notebook()
     weak["cells"][1]["source"] += "\ndouble = lambda v: 2 * v"
-    weak = edition(weak, "02_weak.ipynb")
-    assert run_to_first_exercise(weak, src, weak.name) == ("NotImplementedError", "")
-    broken = tiny_notebook()
-    broken["cells"][1]["source"] = "1 / 0"
-    broken = edition(broken, "03_broken.ipynb")
-    with pytest.raises(pytest.fail.Exception, match=r"03_broken.ipynb: .*at cell 1 .*ZeroDivision"):
-        run_to_first_exercise(broken, src, broken.name)
+    with pytest.raises(student.StudentError, match="weak.ipynb: the check .* passed with the stub"):
+        student.check_first_exercise(weak, python_kernel(weak), "weak.ipynb")
+    unchecked = tiny_notebook()
+    unchecked["cells"][4]["metadata"] = {}
+    with pytest.raises(student.StudentError, match="is not tagged 'check'"):
+        student.check_first_exercise(unchecked, python_kernel(unchecked), "unchecked.ipynb")
     none = tiny_notebook()
     del none["cells"][2:5]
-    none = edition(none, "04_none.ipynb")
-    with pytest.raises(AssertionError, match="04_none.ipynb has no exercise"):
-        run_to_first_exercise(none, src, none.name)
+    with pytest.raises(student.StudentError, match="none.ipynb has no exercise"):
+        student.check_first_exercise(none, lambda source: "", "none.ipynb")
+
+
+def test_nbval_runs_the_first_exercise_as_a_student_would(tmp_path):
+    """The project's conftest.py hook, end to end: nbval on a notebook whose check works
+    passes; on one whose check passes with the stub in place, the first solution cell fails."""
+    import shutil
+    import subprocess
+    import sys
+
+    from kdlab.files import PROJECT_ROOT
+
+    shutil.copy(PROJECT_ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    weak = tiny_notebook()
+    weak["cells"][1]["source"] += "\ndouble = lambda v: 2 * v"
+    for name, nb in (("good.ipynb", tiny_notebook()), ("weak.ipynb", weak)):
+        (tmp_path / name).write_text(json.dumps(nb))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "--nbval-lax", "--nbval-current-env", "good.ipynb", "weak.ipynb"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    report = run.stdout + run.stderr
+    assert "1 failed" in report, report
+    assert "FAILED weak.ipynb::Cell 1" in report and "passed with the stub" in report, report
 
 
 @pytest.mark.skipif(not NOTEBOOKS, reason="no committed notebooks in notebooks/ yet")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_student_notebook_runs_to_its_first_exercise(path, tmp_path, monkeypatch):
-    # results go to a scratch run folder, never runs/interactive; the model cache is the
-    # project's default (kdlab.files.CACHE_DIR), so the notebook loads its models from it
-    monkeypatch.setenv("KDLAB_RUN_DIR", str(tmp_path / "run"))
-    t0 = time.perf_counter()
-    [edition] = student.write_student_edition(tmp_path / "student", NOTEBOOK_DIR, only=[path.stem])
-    ename, check_error = run_to_first_exercise(edition, NOTEBOOK_DIR, path.name)
-    assert ename == "NotImplementedError", (
-        f"{path.name}: the first exercise's stub raised {ename}, not NotImplementedError")
-    assert check_error, (f"{path.name}: the check of exercise 1 passed with the stub in place "
-                         "of the solution: it cannot tell a wrong answer from a right one")
-    print(f"{path.name}: ran to its first exercise in {time.perf_counter() - t0:.0f} s")
+def test_student_notebook_is_the_instructors_up_to_its_first_exercise(path):
+    """So nbval's run of the instructor notebook is the student's run up to the first
+    exercise; conftest.py then runs that exercise's stub and check in the same kernel."""
+    nb = json.loads(path.read_text())
+    edition = student.student_notebook(nb, path.name)
+    first = student.first_solution(edition)
+    assert first > 0, f"{path.name} has no exercise: every notebook needs two to four"
+    assert edition["cells"][:first] == nb["cells"][:first], (
+        f"{path.name}: the student edition differs from the notebook before its first exercise")
+    assert edition["cells"][first]["source"] == student.stub(1)

@@ -16,7 +16,11 @@ copy of every course notebook (notebooks/NN_name.ipynb) in which
 Everything else stays as committed: the prose, the other code cells and their outputs. The
 check cell after each stub stays too, so a learner runs it to test their answer. The student
 notebooks run up to their first exercise and stop there with NotImplementedError until it is
-solved (tests/test_student.py checks exactly that for every notebook).
+solved, and the check after it fails on the stub (`check_first_exercise`). The test suite
+checks both for every notebook without running any notebook twice: a student edition's cells
+before its first exercise are the instructor's cells, so while nbval runs the instructor
+notebook, the project's conftest.py runs the stub and the check in nbval's kernel just before
+the first solution.
 """
 
 from __future__ import annotations
@@ -103,6 +107,37 @@ def student_notebook(nb: dict, name: str = "notebook") -> dict:
         if HIDE in tags:
             cell["metadata"]["tags"] = [t for t in tags if t != HIDE]
     return nb
+
+
+def first_solution(nb: dict) -> int:
+    """Index of the first cell tagged `solution` (-1 when there is none)."""
+    return next((i for i, c in enumerate(nb.get("cells", [])) if SOLUTION in _tags(c)), -1)
+
+
+def check_first_exercise(nb: dict, execute, name: str = "notebook") -> None:
+    """What a learner meets at the first exercise of `nb`'s student edition, run by `execute`
+    in a kernel that has run every cell before it: the stub must raise NotImplementedError and
+    the check cell after it must then fail (a check that passes on a stub checks nothing).
+
+    execute(source) runs code in that kernel and returns the name of the exception it raised,
+    or "" if none. Raises StudentError naming the notebook otherwise.
+    """
+    edition = student_notebook(nb, name)
+    i = first_solution(edition)
+    if i < 0:
+        raise StudentError(f"{name} has no exercise (no code cell tagged {SOLUTION!r}): every "
+                           "notebook needs two to four exercises")
+    cells = edition["cells"]
+    raised = execute(_source(cells[i]))
+    if raised != "NotImplementedError":
+        raise StudentError(f"{name}: the first exercise's stub raised {raised or 'nothing'}, "
+                           "not NotImplementedError")
+    if i + 1 >= len(cells) or CHECK not in _tags(cells[i + 1]):
+        raise StudentError(f"{name}: the cell after the first solution (cell {i}) is not "
+                           f"tagged {CHECK!r}")
+    if not execute(_source(cells[i + 1])):
+        raise StudentError(f"{name}: the check of the first exercise passed with the stub in "
+                           "place of the solution: it cannot tell a wrong answer from a right one")
 
 
 def course_notebooks(folder: Path = NOTEBOOK_DIR, only: list[str] | None = None) -> list[Path]:
