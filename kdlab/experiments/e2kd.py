@@ -318,15 +318,24 @@ def scene_classes(data: ImageSet) -> torch.Tensor | None:
     """The class each image's background scene is designated for (notebook 06), or None
     where the data has no scene labels or a scene hints at several classes (design v1).
 
-    In the course design (v2) scene s is designated for class s mod 12, so on the flipped
-    test images a model that decides by the scene predicts this class, never the true one.
+    In the course design (v2) each scene is designated for exactly one class
+    (kdlab.synthetic.designated_scenes), so on the flipped test images a model that decides
+    by the scene predicts this class, never the true one.
     """
+    from ..synthetic import designated_scenes
+
     if not data.image_labels or "scene" not in data.image_labels or not data.concept_categories:
         return None
     numbers = [i for i, c in enumerate(data.concept_categories) if c == "scene"]
-    if not numbers or len(numbers) % data.num_classes:
+    owners: dict[int, list[int]] = {}
+    for c in range(data.num_classes):
+        for scene in designated_scenes(c, data.meta.get("design", "v1")):
+            owners.setdefault(scene, []).append(c)
+    if not numbers or sorted(owners) != list(range(len(numbers))) \
+            or any(len(classes) != 1 for classes in owners.values()):
         return None
-    return (data.image_labels["scene"].long() - numbers[0]) % data.num_classes
+    lookup = torch.tensor([owners[s][0] for s in range(len(numbers))])
+    return lookup[data.image_labels["scene"].long() - numbers[0]]
 
 
 def ood_table(results, baseline: str, models, test_in: str = "in distribution",
