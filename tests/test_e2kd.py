@@ -255,6 +255,41 @@ def test_verdict_and_ood_tables_decide_from_paired_seeds():
     assert row.ood_gain == pytest.approx(0.3)
 
 
+def test_fewshot_comparison_without_masks(tmp_path, monkeypatch, data):
+    """Data without object masks (Fashion-MNIST in notebook 05), here 1-channel: the
+    comparison, KD's temperature choice and the verdicts run; EPG and IoU are left out."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    import kdlab.experiments.frozen
+    import kdlab.train
+    from kdlab.experiments import e2kd
+
+    monkeypatch.setattr(kdlab.train, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(kdlab.experiments.frozen, "CACHE_DIR", tmp_path)
+    grey = replace(data, images=data.images[:, :1].contiguous(), masks=None)
+    train, test = grey.subset(torch.arange(48)), grey.subset(torch.arange(48, 64))
+    assert train.in_channels == 1 and e2kd.object_masks(test) is None
+    torch.manual_seed(0)
+    teacher = get_model("resnet8", train.num_classes, train.in_channels).eval()
+    recipe = e2kd.StudentRecipe(steps=2, batch_size=16)
+    chosen, _ = e2kd.choose_temperature(train, teacher, 1, 0, [1.0, 4.0], recipe,
+                                        n_heldout=8, name="t", device="cpu")
+    histories = {}
+    rows = e2kd.fewshot_comparison(train, test, teacher, [1], [0, 1],
+                                   replace(recipe, temperature=chosen), name="t",
+                                   device="cpu", progress=False, histories=histories)
+    results = pd.DataFrame(rows)
+    assert len(results) == 4 and set(histories[1]) == {"KD", "e²KD"}
+    assert {"accuracy", "agreement", "similarity", "final_train_acc"} <= set(results)
+    assert not {"epg", "all_zero_maps", "iou"} & set(results)
+    claims = [("more accurate", "accuracy", "e²KD", "KD", "greater"),
+              ("keeps the localisation", "epg", "e²KD", "KD", "greater")]
+    table = e2kd.verdict_table(results, claims, by="shots")
+    assert list(table.claim) == ["more accurate"]   # the EPG claim is left out
+
+
 def test_report_scores_vanished_maps_zero():
     from kdlab.experiments import e2kd
 
