@@ -520,10 +520,12 @@ def _overlay(ax, image: torch.Tensor, m: torch.Tensor, signed: bool = False, alp
     """The image in grey with the map over it on the shared scale of `_scaled_map`."""
     img = _to_hwc(image)
     grey = img if img.ndim == 2 else img.mean(-1)
-    ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
+    # nearest: one block per image pixel (the map is already upsampled to the image), which
+    # shows the data as it is and stores several times smaller than a smoothed rendering
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     cmap, lo = ("bwr", -1.0) if signed else ("inferno", 0.0)
     shown = ax.imshow(_scaled_map(m, grey.shape, signed), cmap=cmap, vmin=lo, vmax=1.0,
-                      alpha=alpha, interpolation="bilinear")
+                      alpha=alpha, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     return shown
@@ -565,7 +567,7 @@ def plot_overlays(images: torch.Tensor, maps: dict, image_titles: list[str] | No
     shown = None
     for j in range(n):
         img = _to_hwc(images[j])
-        axes[0, j].imshow(img, cmap="gray" if img.ndim == 2 else None)
+        axes[0, j].imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
         axes[0, j].set_xticks([])
         axes[0, j].set_yticks([])
         if image_titles:
