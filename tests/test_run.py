@@ -69,3 +69,15 @@ def test_shipped_parameter_files_are_valid():
             assert declared, f"{nb.name} has no parseable parameters cell"
             for key in run.notebook_parameters(nb, spec):
                 assert key in declared, f"{path.name} gives {nb.stem} the unknown parameter {key}"
+
+
+def test_a_parameter_file_runs_the_notebooks_it_configures():
+    stems = lambda nbs: [nb.stem[:2] for nb in nbs]
+    _, fashion = run.load_params_file("fashion_mnist")
+    _, voc = run.load_params_file("voc")
+    _, default = run.load_params_file("cpu")
+    assert stems(run.selected_notebooks(voc)) == ["06"]
+    assert stems(run.selected_notebooks(fashion)) == [s[:2] for s in fashion["notebooks"]]
+    assert "06" not in stems(run.selected_notebooks(fashion))   # 06 has no Fashion-MNIST setting
+    assert run.selected_notebooks(default) == run.notebooks()   # no sections: every notebook
+    assert stems(run.selected_notebooks(voc, only=["00"])) == ["00"]  # --only chooses instead

@@ -7,6 +7,8 @@
     description: what it runs          hardware: what it expects
     all:       {parameter: value}      -- given to every notebook that declares the parameter
     notebooks: {NN_name: {parameter: value}}
+A file with notebook sections runs those notebooks (params/voc.yaml: notebook 06 only); one
+without (params/cpu.yaml) runs every notebook. --only picks notebooks instead.
 Executed copies and one results JSON per notebook land in the run folder (default
 runs/<params name>/), with summary.json and summary.md. A notebook whose executed copy there is
 complete is skipped unless --force, so an interrupted course resumes where it stopped; the first
@@ -132,6 +134,12 @@ def notebook_parameters(nb: Path, spec: dict) -> dict:
     return params
 
 
+def selected_notebooks(spec: dict, only=None) -> list[Path]:
+    """The notebooks a run executes: those of `only` if given, else those the (checked)
+    parameter file has sections for, else all of them."""
+    return notebooks(only or list(spec.get("notebooks") or {}) or None)
+
+
 def ran_with(executed: Path) -> dict | None:
     """The parameters papermill recorded in an executed notebook (None if unreadable)."""
     try:
@@ -210,7 +218,7 @@ def run_course(params_name: str | None = None, only=None, force=False, out: str 
     print(f"Hardware expected: {spec.get('hardware', 'any')}")
     print(f"Run folder: {run_folder}")
     summary, status = [], 0
-    for nb in notebooks(only):
+    for nb in selected_notebooks(spec, only):
         output = nb if inplace else run_folder / nb.name
         params = {} if inplace else notebook_parameters(nb, spec)
         if not inplace and not force and is_complete(output) and (run_folder / f"{nb.stem}.json").exists():
