@@ -14,12 +14,10 @@ FORCE ?=
 setup: $(VENV)/.installed
 
 # Reinstall when the dependency list changes. torch is left to torchvision's requirement.
-# --no-compile: byte-compiling every installed file (torch, its CUDA libraries' Python parts,
-# sympy ...) took 28 of 101 s on 2 cores; Python compiles the few modules it imports on first use.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 run: setup
