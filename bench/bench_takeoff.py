@@ -1,4 +1,4 @@
-"""Can a shorter budget reach the plateau? Scratch students under several optimiser settings.
+"""Can a shorter budget reach the plateau? Scratch students under several training settings.
 
     python bench/bench_takeoff.py [--epochs 20] [--seeds 0,1,2,3,4] [--settings notebooks,lr0.2-warmup]
 
@@ -21,7 +21,7 @@ from kdlab.losses import CrossEntropy
 from kdlab.models import get_model
 from kdlab.train import TrainConfig, fit
 
-SETTINGS = {  # TrainConfig fields besides epochs, batch size and seed
+SETTINGS = {  # optimiser and augmentation: TrainConfig fields besides epochs, batch size, seed
     "notebooks": {"lr": 0.1},
     "lr0.05": {"lr": 0.05},
     "lr0.2-warmup": {"lr": 0.2, "warmup_epochs": 2},
