@@ -4,7 +4,8 @@ Taught in notebook 01 (and reused by every later notebook).
 
 `fit` trains a model on a device-resident dataset with any objective from kdlab.losses.
 It picks the device (CUDA, MPS or CPU), uses bf16 autocast on CUDA and channels_last (on a CPU
-only during training), can torch.compile the model, shows a tqdm progress bar, keeps the
+only during training), trains on a CPU with a fixed number of threads (CPU_TRAINING_THREADS) so
+that a model comes out the same on every machine, can torch.compile the model, shows a tqdm progress bar, keeps the
 teacher in inference mode, writes an atomic checkpoint after every epoch and resumes from it. `load_or_train`
 wraps it in a cache keyed by the complete configuration (`cache_location`): it reuses a
 checkpoint trained with exactly this configuration, says which it did, and never hands back
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,6 +164,24 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
                            weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
 
 
+# Training on a CPU uses this many threads, whatever the machine offers (fewer only where fewer
+# cores are usable). oneDNN and PyTorch split a convolution's and a BatchNorm's sums by thread, so
+# the same training on 1, 2 or 8 threads ends with weights that differ in their last bits, and
+# an unconverged detail (a unit's IoU near a threshold) can follow. A fixed count makes a model,
+# and every number the notebooks show, the same on every machine with the same torch build.
+# Two: the course's 2-core laptop, and most of what these small ResNets gain from threads (on
+# 2 cores a resnet8 teacher trains 1.9x faster than on one thread, a resnet8_w8 student 1.2x).
+CPU_TRAINING_THREADS = 2
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. under taskset), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 class OneProcess:
     """What `fit` does around its loop when it runs in a single process (the default).
 
@@ -170,6 +190,10 @@ class OneProcess:
     """
 
     rank, world_size = 0, 1
+
+    def cpu_threads(self, device: torch.device) -> int | None:
+        """Threads the loop runs on (None: leave torch's setting): CPU_TRAINING_THREADS on a CPU."""
+        return min(CPU_TRAINING_THREADS, usable_cores()) if device.type == "cpu" else None
 
     def loader(self, data, cfg: TrainConfig, device: torch.device, extras=None):
         """This epoch's training batches: shuffled always, cropped and flipped if cfg.augment.
@@ -271,6 +295,9 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
 
     bar = progress_bar(cfg.epochs * steps_per_epoch, desc, enabled=progress and run.rank == 0,
                        initial=start_epoch * steps_per_epoch)
+    threads, ambient_threads = run.cpu_threads(device), torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             train_model.train()
@@ -313,11 +340,13 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
                           "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "history": history,
                           "config": asdict(cfg), "objective": objective.config(),
-                          "world_size": run.world_size}, checkpoint)  # provenance, not part of the key
+                          "world_size": run.world_size, "cpu_threads": threads},
+                         checkpoint)  # provenance, not part of the key
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
     finally:
         bar.close()
+        torch.set_num_threads(ambient_threads)  # the caller's own work keeps its setting
         if channels_last and not on_cuda:
             # the teacher keeps its format: the committed few-shot results (notebooks 05, 06)
             # come from teachers left in channels_last, and their stored outputs depend on it

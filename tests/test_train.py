@@ -5,7 +5,8 @@ from kdlab.datasets import load_dataset
 from kdlab.losses import CrossEntropy, Distillation
 from kdlab.models import get_model
 from kdlab.recipes import KINDS, Recipe
-from kdlab.train import CheckpointError, TrainConfig, cache_location, fit, load_checkpoint, load_or_train
+from kdlab.train import (CheckpointError, OneProcess, TrainConfig, cache_location, fit, load_checkpoint,
+                         load_or_train, usable_cores)
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,25 @@ def test_training_learns(tiny):
     model = fresh()
     history = fit(model, tiny, CrossEntropy(), TrainConfig(epochs=4, batch_size=32, lr=0.05), progress=False)
     assert history[-1]["loss"] < history[0]["loss"]
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="needs 2 usable cores to compare 1 and 2 threads")
+def test_cpu_training_gives_the_same_model_whatever_the_thread_count(tiny, monkeypatch):
+    def train_with(threads):
+        torch.set_num_threads(threads)
+        model = fresh()
+        fit(model, tiny, CrossEntropy(), CFG, progress=False)
+        assert torch.get_num_threads() == threads  # fit hands the caller's setting back
+        return torch.cat([v.float().flatten() for v in model.state_dict().values()])
+
+    ambient = torch.get_num_threads()
+    try:
+        assert torch.equal(train_with(1), train_with(2))
+        # the check can fail: without the fixed count, 1 and 2 threads give other weights
+        monkeypatch.setattr(OneProcess, "cpu_threads", lambda self, device: None)
+        assert not torch.equal(train_with(1), train_with(2))
+    finally:
+        torch.set_num_threads(ambient)
 
 
 def test_bad_config_is_rejected():

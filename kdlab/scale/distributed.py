@@ -202,6 +202,11 @@ class DDP(OneProcess):
                                "call kdlab.scale.distributed.init() under torchrun")
         self.rank, self.world_size = rank(), world_size()
 
+    def cpu_threads(self, device: torch.device) -> None:
+        """torchrun's setting (OMP_NUM_THREADS, 1 per process by default): several processes
+        on one machine's cores must not each take a fixed number of threads."""
+        return None
+
     def loader(self, data, cfg: TrainConfig, device: torch.device, extras=None):
         if cfg.batch_size % self.world_size:
             raise ValueError(f"batch_size {cfg.batch_size} is the global batch; it must divide evenly "
