@@ -12,6 +12,7 @@ The core, what the notebooks teach, one short module per concept:
     losses             cross-entropy, label smoothing, KD, e²KD              (notebooks 01, 02, 05)
     train              fit, checkpoints, the load-or-train cache            (notebook 01)
     progress           progress bars; one summary line for many cached models (notebook 01)
+    parallel           several models trained at once on a many-core CPU    (notebook 02)
     recipes            what to train: the teacher and each kind of student  (notebooks 01, 02)
     metrics            accuracy, agreement, calibration                     (notebooks 01, 02)
     verdicts           paired per-seed differences, bootstrap intervals, verdicts
@@ -41,5 +42,5 @@ matplotlib, ipywidgets, papermill, bcos) is imported inside the functions that n
 
 __version__ = "0.1.0"
 
-from . import data, datasets, files, losses, metrics, models, notebook, plots, progress, recipes, synthetic, train  # noqa: E402,F401
+from . import data, datasets, files, losses, metrics, models, notebook, parallel, plots, progress, recipes, synthetic, train  # noqa: E402,F401
 from .notebook import check_params  # noqa: E402,F401

@@ -230,11 +230,15 @@ def environment(device=None) -> dict:
     import torch
     import torchvision
 
+    from .train import OneProcess
+
     device = torch.device(device) if device is not None else None
     name = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" \
         else platform.processor() or platform.machine()
     return {"device": str(device) if device is not None else "cpu", "device_name": name,
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            # what fit trains on (kdlab.train.CPU_TRAINING_THREADS); None: torch's own setting
+            "training_threads": OneProcess().cpu_threads(device or torch.device("cpu")),
             "python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "numpy": np.__version__, "kdlab": version("kdlab")}
 

@@ -91,6 +91,9 @@ def report(event: str, message: str) -> None:
         print(message)
         return
     block = _open[-1]
+    if "record" in block:  # a `recording` block keeps it for another process to report
+        block["record"].append((event, message))
+        return
     block["events"][event] = block["events"].get(event, 0) + 1
     if event in block["advance_on"] and block["bar"] is not None:
         block["bar"].update(1)
@@ -122,3 +125,16 @@ def summary(what: str, total: int | None = None, enabled: bool = True,
         block["bar"].line.show(line)  # the summary replaces the finished bar, on the same line
     else:
         print(line)
+
+
+@contextmanager
+def recording():
+    """Within the block, reports are kept instead of printed or counted, and bars are hidden;
+    yields the list of (event, message) pairs. kdlab.parallel runs each job of a worker process
+    inside one and reports the pairs in the notebook's process."""
+    block = {"events": {}, "advance_on": set(), "bar": None, "record": []}
+    _open.append(block)
+    try:
+        yield block["record"]
+    finally:
+        _open.remove(block)

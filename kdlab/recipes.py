@@ -22,6 +22,7 @@ command line, so a model trained once is loaded everywhere else (load_or_train s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -29,6 +30,7 @@ from .data import ImageSet
 from .datasets import load_dataset
 from .losses import CrossEntropy, Distillation, ExplanationDistillation
 from .models import get_model
+from .parallel import run_all
 from .synthetic import COURSE_DESIGN
 from .train import TrainConfig, TrainedModel, load_or_train
 
@@ -137,3 +139,18 @@ def train_student(kind: str, train: ImageSet, teacher: TrainedModel | None = Non
     subset = train.subset(torch.arange(min(n_images, len(train))))
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     return recipe.train(subset, cfg, teacher, device=device)
+
+
+def train_students(teachers: dict[str, TrainedModel | None], seeds, train: ImageSet,
+                   arch: str = "resnet8_w8", n_images: int = 2000, epochs: int = 40,
+                   lr: float = 0.1, batch_size: int = 64, temperature: float = 4.0,
+                   alpha: float = 0.5, epsilon: float = 0.1,
+                   device="auto") -> dict[tuple[str, int], TrainedModel]:
+    """Notebook 02's students: one of every kind in `teachers` ({kind: its teacher}, None for
+    scratch and ls) for every seed, as `train_student` trains them. Several train at once on
+    a CPU with cores to spare (kdlab.parallel; the same models as one after another).
+    Returns {(kind, seed): TrainedModel}, seed by seed, in the order of `teachers`."""
+    jobs = {(kind, seed): partial(train_student, kind, train, teacher, arch, n_images, epochs, lr,
+                                  batch_size, temperature, alpha, epsilon, seed=seed, device=device)
+            for seed in seeds for kind, teacher in teachers.items()}
+    return run_all(jobs, device)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 
 import torch
 from torch import nn
@@ -35,6 +36,7 @@ from ..explain import explain
 from ..explain_metrics import epg_summary, map_similarity, nanmean, thresholded_iou
 from ..losses import ExplanationDistillation
 from ..metrics import accuracy, agreement, predict
+from ..parallel import run_all
 from ..progress import summary
 from ..recipes import COURSE_DESIGN, Recipe, student_name
 from ..train import TrainConfig, TrainedModel
@@ -159,9 +161,14 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: StudentRecipe
     runs = [(s, seed) for s in shots for seed in seeds]
     n_students = len(runs) * len(KINDS)
     with summary(f"{n_students} few-shot students", total=n_students, enabled=progress):
-        for n_shots, seed in runs:
-            data = train(n_shots, seed) if callable(train) else few_shot_data(train, n_shots, seed)
-            students = train_students(data, teacher, recipe, seed, name, device=device)
+        if callable(train):  # data streamed from disk (ImageNet folders): one run after another
+            pairs = {(n_shots, seed): train_students(train(n_shots, seed), teacher, recipe, seed, name,
+                                                     device=device) for n_shots, seed in runs}
+        else:  # several runs at once on a many-core CPU (kdlab.parallel)
+            pairs = run_all({(n_shots, seed): partial(train_students, few_shot_data(train, n_shots, seed),
+                                                      teacher, recipe, seed, name, device=device)
+                             for n_shots, seed in runs}, device)
+        for (n_shots, seed), students in pairs.items():
             for kind in KINDS:
                 trained = students[kind]
                 label = "e²KD" if kind == "e2kd" else "KD"
@@ -209,14 +216,11 @@ def choose_temperature(train: ImageSet, teacher, shots: int, seed: int, temperat
     """
     data = few_shot_data(train, shots, seed)
     heldout = heldout_data(train, shots, seed, n_heldout)
-    rows = []
     with summary(f"{len(temperatures)} KD students, one per temperature", total=len(temperatures)):
-        for t in temperatures:
-            kd = train_students(data, teacher, replace(recipe, temperature=t), seed, name,
-                                kinds=("kd",), device=device)["kd"]
-            rows.append({"temperature": t,
-                         "heldout_accuracy": accuracy(predict(kd.model, heldout), heldout.labels),
-                         **plateau(kd.history)})
+        trained = run_all({t: partial(train_students, data, teacher, replace(recipe, temperature=t), seed,
+                                      name, kinds=("kd",), device=device) for t in temperatures}, device)
+    rows = [{"temperature": t, "heldout_accuracy": accuracy(predict(kd["kd"].model, heldout), heldout.labels),
+             **plateau(kd["kd"].history)} for t, kd in trained.items()]
     best = max(rows, key=lambda row: row["heldout_accuracy"])  # max keeps the first on a tie
     return best["temperature"], rows
 

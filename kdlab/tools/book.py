@@ -202,6 +202,8 @@ def _provenance(record: dict, source: str) -> str:
         device += f" ({name})"
     if env.get("cpu_count"):
         device += f", {env['cpu_count']} CPU cores"
+    if env.get("training_threads"):
+        device += f", training on {env['training_threads']} threads"
     parts = [f"parameter file `{record.get('params_file', '?')}`", f"device {device}",
              f"finished {record.get('finished', '?')}"]
     if record.get("wall_time_s") is not None:
