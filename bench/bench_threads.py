@@ -1,6 +1,6 @@
 """Where a second core goes: one student on one or two threads, or two students at once.
 
-    python bench/bench_threads.py [--epochs 4] [--kinds scratch,kd,teacher]
+    python bench/bench_threads.py [--epochs 8] [--kinds scratch,kd,teacher]
 
 kdlab trains every model on a fixed two threads on a CPU (kdlab.train.CPU_TRAINING_THREADS), so
 that results do not depend on the machine. This measures, for notebook 02's models (resnet8_w8
@@ -45,6 +45,8 @@ def train_one(kind: str, threads: int, epochs: int) -> float:
     torch.manual_seed(0)
     model = recipe.build(data)
     teacher = recipes.Recipe("teacher", "scratch", "resnet8").build(data) if recipe.distils else None
+    print("ready", flush=True)
+    sys.stdin.readline()  # processes measured together start training together
     history = fit(model, data, recipe.objective(), TrainConfig(epochs=epochs, batch_size=batch, seed=0),
                   teacher=teacher, progress=False, strategy=Fixed())
     later = history[1:] or history
@@ -53,11 +55,18 @@ def train_one(kind: str, threads: int, epochs: int) -> float:
 
 def launch(kind: str, threads: int, epochs: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, __file__, WORKER, kind, str(threads), str(epochs)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
 def images_per_s(processes: list[subprocess.Popen]) -> float:
-    """Summed images per second of processes started together."""
+    """Summed images per second of processes that start training at the same moment (each
+    waits, ready, for the word; an unsynchronised start would let one run alone for a while)."""
+    for p in processes:
+        if p.stdout.readline().strip() != "ready":
+            raise SystemExit("a worker failed before training")
+    for p in processes:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     total = 0.0
     for p in processes:
         out, _ = p.communicate()
@@ -73,7 +82,7 @@ def main():
         print(json.dumps({"images_per_s": train_one(kind, threads, epochs)}))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=4, help="epochs per measurement (the first is dropped)")
+    ap.add_argument("--epochs", type=int, default=8, help="epochs per measurement (the first is dropped)")
     ap.add_argument("--kinds", default="scratch,kd,teacher")
     args = ap.parse_args()
     print("| model | 1 process × 2 threads | 1 × 1 | 2 processes × 1 thread (summed) |\n|---|---|---|---|")
