@@ -5,11 +5,11 @@ Taught in notebook 01 (and reused by every later notebook).
 `fit` trains a model on a device-resident dataset with any objective from kdlab.losses.
 It picks the device (CUDA, MPS or CPU), uses bf16 autocast on CUDA and channels_last (on a CPU
 only during training), trains on a CPU with a fixed number of threads (CPU_TRAINING_THREADS) so
-that a model comes out the same on every machine, can torch.compile the model, shows a tqdm progress bar, keeps the
-teacher in inference mode, writes an atomic checkpoint after every epoch and resumes from it. `load_or_train`
-wraps it in a cache keyed by the complete configuration (`cache_location`): it reuses a
-checkpoint trained with exactly this configuration, says which it did, and never hands back
-random weights. What happens around the loop in one process (`OneProcess`: which batches,
+that a model comes out the same on every machine, can torch.compile the model, shows a tqdm
+progress bar, keeps the teacher in inference mode, writes an atomic checkpoint after every
+epoch and resumes from it. `load_or_train` wraps it in a cache keyed by the complete
+configuration (`cache_location`): it reuses a checkpoint trained with exactly this
+configuration, says which it did, and never hands back random weights. What happens around the loop in one process (`OneProcess`: which batches,
 which module steps, where the checkpoint goes) is a small object that
 kdlab.scale.distributed.DDP replaces to run the same loop in several processes.
 """
@@ -170,7 +170,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 # an unconverged detail (a unit's IoU near a threshold) can follow. A fixed count makes a model,
 # and every number the notebooks show, the same on every machine with the same torch build.
 # Two: the course's 2-core laptop, and most of what these small ResNets gain from threads (on
-# 2 cores a resnet8 teacher trains 1.9x faster than on one thread, a resnet8_w8 student 1.2x).
+# 2 cores a resnet8 teacher trains 1.9x faster than on one thread, a resnet8_w8 student 1.3-1.5x;
+# bench/bench_threads.py). kdlab.parallel uses further cores by training several models at once.
 CPU_TRAINING_THREADS = 2
 
 
