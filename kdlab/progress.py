@@ -132,7 +132,7 @@ def recording():
     """Within the block, reports are kept instead of printed or counted, and bars are hidden;
     yields the list of (event, message) pairs. kdlab.parallel runs each job of a worker process
     inside one and reports the pairs in the notebook's process."""
-    block = {"events": {}, "advance_on": set(), "bar": None, "record": []}
+    block = {"record": []}
     _open.append(block)
     try:
         yield block["record"]

@@ -161,13 +161,11 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: StudentRecipe
     runs = [(s, seed) for s in shots for seed in seeds]
     n_students = len(runs) * len(KINDS)
     with summary(f"{n_students} few-shot students", total=n_students, enabled=progress):
-        if callable(train):  # data streamed from disk (ImageNet folders): one run after another
-            pairs = {(n_shots, seed): train_students(train(n_shots, seed), teacher, recipe, seed, name,
-                                                     device=device) for n_shots, seed in runs}
-        else:  # several runs at once on a many-core CPU (kdlab.parallel)
-            pairs = run_all({(n_shots, seed): partial(train_students, few_shot_data(train, n_shots, seed),
-                                                      teacher, recipe, seed, name, device=device)
-                             for n_shots, seed in runs}, device)
+        jobs = {(n_shots, seed): partial(_few_shot_students, train, n_shots, seed, teacher, recipe, name, device)
+                for n_shots, seed in runs}
+        # several runs at once on a many-core CPU (kdlab.parallel); data streamed from disk
+        # (ImageNet folders) brings its own loader workers, so those runs go one after another
+        pairs = run_all(jobs, device, workers=1 if callable(train) else None)
         for (n_shots, seed), students in pairs.items():
             for kind in KINDS:
                 trained = students[kind]
@@ -180,6 +178,12 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: StudentRecipe
                 if histories is not None:
                     histories.setdefault(n_shots, {}).setdefault(label, []).append(trained.history)
     return rows
+
+
+def _few_shot_students(train, n_shots: int, seed: int, teacher, recipe: StudentRecipe, name: str, device):
+    """One run of `fewshot_comparison`: its few-shot data, then its KD and e²KD students."""
+    data = train(n_shots, seed) if callable(train) else few_shot_data(train, n_shots, seed)
+    return train_students(data, teacher, recipe, seed, name, device=device)
 
 
 def plateau(history: list[dict]) -> dict:
