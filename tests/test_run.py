@@ -1,6 +1,7 @@
 """papermill runs of a real notebook through the course runner (kdlab.tools.run)."""
 import json
 
+import papermill
 import pytest
 import yaml
 
@@ -69,6 +70,16 @@ def test_shipped_parameter_files_are_valid():
             assert declared, f"{nb.name} has no parseable parameters cell"
             for key in run.notebook_parameters(nb, spec):
                 assert key in declared, f"{path.name} gives {nb.stem} the unknown parameter {key}"
+
+
+def test_papermill_reads_every_parameter_a_notebook_declares():
+    # papermill skips a line with a second '=' (one in its comment) when it inspects the
+    # parameters cell; a run then warns "Unable to parse line" and "Passed unknown parameter"
+    # for a parameter the notebook does declare
+    for nb in run.notebooks():
+        seen_by_papermill = set(papermill.inspect_notebook(str(nb)))
+        missed = sorted(set(notebook_defaults(nb)) - seen_by_papermill)
+        assert not missed, f"papermill cannot read {nb.stem}'s parameters {missed}"
 
 
 def test_a_parameter_file_runs_the_notebooks_it_configures():
