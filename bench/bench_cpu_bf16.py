@@ -98,7 +98,8 @@ def main():
     print("\n| model | float32 images/s | bf16 autocast images/s | bf16 / float32 |\n|---|---|---|---|")
     for kind in args.kinds.split(","):
         run = trainer(kind, students if kind != "teacher" else train, teacher)
-        run(5, bf16=False), run(5, bf16=True)  # warm-up: oneDNN builds its kernels once
+        for bf16 in (False, True):  # warm-up: oneDNN builds its kernels once per precision
+            run(5, bf16=bf16)
         fp32, bf16 = [], []
         for _ in range(args.rounds):
             fp32.append(run(args.steps, bf16=False))

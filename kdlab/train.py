@@ -9,9 +9,10 @@ that a model comes out the same on every machine, can torch.compile the model, s
 progress bar, keeps the teacher in inference mode, writes an atomic checkpoint after every
 epoch and resumes from it. `load_or_train` wraps it in a cache keyed by the complete
 configuration (`cache_location`): it reuses a checkpoint trained with exactly this
-configuration, says which it did, and never hands back random weights. What happens around the loop in one process (`OneProcess`: which batches,
-which module steps, where the checkpoint goes) is a small object that
-kdlab.scale.distributed.DDP replaces to run the same loop in several processes.
+configuration, says which it did, and never hands back random weights. What happens around
+the loop in one process (`OneProcess`: which batches, which module steps, where the checkpoint
+goes) is a small object that kdlab.scale.distributed.DDP replaces to run the same loop in
+several processes.
 """
 
 from __future__ import annotations
