@@ -9,7 +9,7 @@ RUN ?=
 ONLY ?=
 FORCE ?=
 
-.PHONY: setup run test lab book student browser bench compare clean
+.PHONY: setup run test test-fast lab book student browser bench compare clean
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,13 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(PY) -m kdlab.tools.run --params $(PARAMS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(RUN),--out $(RUN))
 
+# The full suite CI runs: unit tests, nbval over every notebook, the book, the browser tests.
 test: setup browser
 	$(PY) -m pytest
+
+# The unit tests only (pytest markers, conftest.py): a few minutes, for every change.
+test-fast: setup
+	$(PY) -m pytest -m unit
 
 # The Jupyter Book (HTML in book/_build/html), offline, warnings as errors: from the committed
 # notebooks, or from a run folder's executed notebooks and results (make book RUN=runs/cpu).

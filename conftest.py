@@ -1,4 +1,9 @@
-"""pytest hooks for the course notebooks that nbval runs (`make test`).
+"""pytest hooks: the test pyramid's markers, and the course notebooks that nbval runs.
+
+Markers (pyproject.toml lists them). A test file or test that is slow says so itself
+(`pytestmark = pytest.mark.book`, `@pytest.mark.distributed`, ...); nbval's notebook cells are
+marked `notebooks` here, and every test with none of these marks is a `unit` test: `make
+test-fast` runs those (`pytest -m unit`), `make test` runs all.
 
 The student edition (kdlab.tools.student) must run up to its first exercise, whose stub then
 raises NotImplementedError and whose check then fails. Its cells before the first exercise are
@@ -18,6 +23,15 @@ import pytest
 from kdlab.tools.student import SOLUTION, check_first_exercise
 
 STEP_TIMEOUT = 600  # seconds for the stub or the check (both fail within seconds)
+SLOW_MARKERS = ("notebooks", "book", "browser", "distributed")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if getattr(item, "cell", None) is not None:  # a notebook cell that nbval runs
+            item.add_marker(pytest.mark.notebooks)
+        elif not any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.unit)
 
 
 def _run_in(kernel, source: str) -> str:

@@ -23,12 +23,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import kdlab.experiments.bcos_models  # noqa: E402,F401
+import kdlab.bcos  # noqa: E402
 from kdlab.data import Batch  # noqa: E402
 from kdlab.explain import explanation_pass  # noqa: E402
 from kdlab.losses import Distillation, ExplanationDistillation  # noqa: E402
 from kdlab.models import get_model  # noqa: E402
 from kdlab.train import pick_device  # noqa: E402
+
+kdlab.bcos.register_models()  # the B-cos networks this bench builds
 
 
 def make_step(objective, student, teacher, batch, device):

@@ -5,7 +5,7 @@
 
 Then copy the folder to the machine that runs the notebooks (or point KDLAB_DATA at it) and
 run notebooks 03/04 with params/imagenet_dissect.yaml. The check reads every CSV file with
-kdlab.broden.BrodenDataset (which names the file and line of anything malformed), confirms
+kdlab.scale.broden.BrodenDataset (which names the file and line of anything malformed), confirms
 the size of the dataset (63,305 images of 224×224, masks 112×112) and decodes a sample of
 images and segmentation PNGs.
 """
@@ -50,7 +50,7 @@ def sha256(path: Path) -> str:
 def check(folder: Path, sample: int) -> None:
     """Read the whole index with kdlab's reader and decode `sample` images with their masks."""
     sys.path.insert(0, str(ROOT.parent))
-    from kdlab.broden import BrodenDataset
+    from kdlab.scale.broden import BrodenDataset
 
     ds = BrodenDataset(folder)
     print(f"{folder}: {len(ds):,} images, {len(ds.concepts) - 1:,} labels, "

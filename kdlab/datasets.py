@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .data import ImageSet
-from .files import DATA_DIR
+from .runtime.files import DATA_DIR
 from .synthetic import make_concept_dataset
 
 DATASETS = ("synthetic", "fashion_mnist", "cifar10", "cifar100")

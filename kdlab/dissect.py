@@ -5,7 +5,8 @@ Taught in notebook 03 (the algorithm step by step, the unit browser) and used in
 
 For every unit k of a layer:
   1. T_k is the threshold with P(a_k > T_k) = `quantile` (0.005) over all spatial positions
-     of all images (exact: numpy's linear-interpolation quantile, from a running top-k).
+     of all images (exact: numpy's linear-interpolation quantile, from a running top-k;
+     kdlab.quantiles).
   2. Each activation map is upsampled bilinearly to the mask resolution; M_k = A_k > T_k.
   3. IoU_{k,c} = Σ|M_k ∩ L_c| / Σ|M_k ∪ L_c|, summed over the whole dataset, not averaged
      per image. L_c holds every pixel labelled c in any category's masks (Broden numbers
@@ -31,29 +32,32 @@ upsampling only the maps whose maximum exceeds T_k (the others have empty masks)
 Activations stay float32 and live only for one batch; the model runs on the GPU when there
 is one. Unlike NetDissect-Lite there is no float64 memory-map of all activations and no
 Python loop over images × units; and where Han et al.'s code silently dissects a randomly
-initialised network when the checkpoint is missing, `load_model` raises an error.
+initialised network when the checkpoint is missing, kdlab.scale.pretrained.load_model raises an
+error.
 Speed and memory against the plain loop reference: bench/bench_dissect.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .broden import concept_source
-from .files import PROJECT_ROOT, write_json_atomic
+from .concepts import concept_source
+from .runtime.device import pick_device
+from .runtime.files import write_json_atomic
 from .inference import batches, capture, evaluation, find_layer
-from .models import get_model, torchvision_model
-from .progress import bar as progress_bar
-from .train import CheckpointError, load_checkpoint, pick_device, read_checkpoint
+from .runtime.moved import moved_names
+from .runtime.progress import bar as progress_bar
+from .quantiles import TopQuantile, quantile_threshold  # noqa: F401  (step 1; notebook 03)
 
 UNIONS = ("annotated", "lite")  # where a unit's area counts in the IoU's union (step 3 above)
+
+
+__getattr__ = moved_names(__name__, {"load_model": "kdlab.scale.pretrained"})
 
 
 def _check_union(union: str) -> str:
@@ -63,39 +67,7 @@ def _check_union(union: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Models and activations
-
-def load_model(arch: str, checkpoint: str | Path, num_classes: int = 1000,
-               in_channels: int = 3) -> nn.Module:
-    """A model to dissect: architecture `arch` with the weights in `checkpoint`.
-
-    checkpoint: a kdlab cache file, a training checkpoint holding {'model': state_dict}
-    (torchdistill, kdlab) or {'state_dict': ...}, a plain state_dict, or the word
-    "torchvision" for torchvision's pretrained ImageNet weights. A relative path is relative
-    to the project folder, as in the parameter files. A missing or mismatched file is an
-    error, never a randomly initialised network.
-    """
-    if str(checkpoint) == "torchvision":
-        return torchvision_model(arch, pretrained=True).eval()
-    model = get_model(arch, num_classes, in_channels)
-    path = PROJECT_ROOT / checkpoint  # an absolute checkpoint stays as it is
-    state = read_checkpoint(path)  # a missing or unreadable file raises CheckpointError naming it
-    if isinstance(state, dict) and "complete" in state and "model" in state:
-        load_checkpoint(path, model)  # a kdlab checkpoint: must be a finished run
-        return model.eval()
-    if isinstance(state, dict):
-        state = state.get("model", state.get("state_dict", state))
-    if isinstance(state, nn.Module):
-        state = state.state_dict()
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not model weights")
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel/DDP
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint {path} does not fit {arch}: {err}") from err
-    return model.eval()
-
+# Activations
 
 def _unit_maps(output) -> torch.Tensor:
     if not isinstance(output, torch.Tensor) or output.dim() != 4:
@@ -121,73 +93,6 @@ def layer_activations(model, layer: str, images: torch.Tensor, batch_size: int =
 def upsample(maps: torch.Tensor, size) -> torch.Tensor:
     """Bilinear upsampling of (N, units, h, w) maps to the mask resolution (step 2 above)."""
     return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Pass 1: exact per-unit quantile thresholds from a running top-k
-
-def _quantile_position(n: int, quantile: float) -> tuple[int, int, float]:
-    """numpy's linear quantile at 1 - quantile: the two ascending ranks and the weight."""
-    pos = (1.0 - quantile) * (n - 1)
-    lo = int(math.floor(pos))
-    return lo, min(lo + 1, n - 1), pos - lo
-
-
-def _lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    # numpy's _lerp, operation for operation, so thresholds match np.quantile bit for bit
-    a, b = a.double(), b.double()
-    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
-
-
-def quantile_threshold(acts: torch.Tensor, quantile: float = 0.005) -> torch.Tensor:
-    """T_k with a fraction `quantile` of unit k's activations above it, from all maps at once.
-
-    acts: (N, units, h, w). Equals np.quantile(a_k, 1 - quantile) per unit. For small data
-    (notebook 03's walk-through); `TopQuantile` gives the same numbers streaming.
-    """
-    flat = acts.transpose(0, 1).reshape(acts.shape[1], -1).float()
-    tq = TopQuantile([quantile], flat.shape[1])
-    tq.update(flat)
-    return tq.thresholds()[0]
-
-
-class TopQuantile:
-    """Exact streaming per-unit quantiles: keeps the k largest values seen per unit.
-
-    quantiles: the top fractions wanted (a list; the largest one's k serves them all).
-    n: total number of values each unit will see. The threshold needs the order statistics
-    at ascending ranks lo and lo+1 of n, which lie among the top n - lo values, so keeping
-    k = n - lo values (≈ quantile·n) per unit is exact. Memory: units × k floats.
-    """
-
-    def __init__(self, quantiles: list[float], n: int):
-        if not quantiles:
-            raise ValueError("give at least one quantile")
-        for q in quantiles:
-            if not 0 < q < 1:
-                raise ValueError(f"quantile must be in (0, 1), got {q}")
-        self.n, self.seen = n, 0
-        self.positions = [_quantile_position(n, q) for q in quantiles]
-        self.k = max(n - lo for lo, _, _ in self.positions)
-        self.top: torch.Tensor | None = None
-
-    def update(self, values: torch.Tensor) -> None:
-        """values: (units, m) new activations of every unit."""
-        self.seen += values.shape[1]
-        if self.seen > self.n:
-            raise ValueError(f"TopQuantile was told to expect {self.n} values per unit, got {self.seen}")
-        pool = values if self.top is None else torch.cat([self.top, values], dim=1)
-        k = min(self.k, pool.shape[1])
-        self.top = pool.topk(k, dim=1, sorted=False).values
-
-    def thresholds(self) -> torch.Tensor:
-        """(quantiles, units) thresholds, float32."""
-        if self.seen != self.n:
-            raise ValueError(f"expected {self.n} values per unit, saw {self.seen}")
-        # On the CPU: the interpolation is done in float64, which Apple's MPS lacks.
-        top = self.top.cpu().sort(dim=1, descending=True).values  # top[:, j]: ascending rank n-1-j
-        return torch.stack([_lerp(top[:, self.n - 1 - lo], top[:, self.n - 1 - hi], t).float()
-                            for lo, hi, t in self.positions])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,9 +253,9 @@ def dissect(model, layer: str, data, quantile: float = 0.005, iou_threshold: flo
             chunk_elements: int | None = None, union: str = "annotated") -> Dissection:
     """Network dissection of `layer` of `model` on concept `data` (steps 1-4 above).
 
-    model: an nn.Module or a kdlab.train.TrainedModel (kdlab.dissect.load_model loads a
+    model: an nn.Module or a kdlab.train.TrainedModel (kdlab.scale.pretrained.load_model loads a
         checkpoint, refusing missing files). data: an ImageSet with concept masks (the
-        synthetic dataset) or a kdlab.broden.BrodenDataset. quantile: the top fraction of
+        synthetic dataset) or a kdlab.scale.broden.BrodenDataset. quantile: the top fraction of
         activations that define a unit's mask (0.005). iou_threshold: a unit whose best IoU
         exceeds it is a detector (0.05 Han et al.; 0.04 Bau et al.). top_images: how many
         top-activating images to remember per unit (for the unit browser).

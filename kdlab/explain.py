@@ -19,7 +19,7 @@ classes, differentiable with respect to the model's parameters when `create_grap
   gradient of the logit w.r.t. the 6-channel input [r, g, b, 1-r, 1-g, 1-b] with the
   dynamic scalings detached (the bcos package's `explanation_mode`). The loss compares
   W(x) itself (as the paper's released code does); the displayed map is the contribution
-  map Σ_channels x·W(x). Needs a model from kdlab.experiments.bcos_models.
+  map Σ_channels x·W(x). Needs a B-cos network (kdlab.bcos, which owns this method's code).
 - "input_x_gradient": x·∂logit/∂x for any model (summed over channels for display).
 """
 
@@ -31,11 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import bcos
 from .data import ImageSet
 from .inference import as_input, batches, capture, device_of, evaluation, find_layer, unwrap
+from .runtime.moved import moved_names
 
 METHODS = ("gradcam", "bcos", "input_x_gradient")
 _LAYER_CANDIDATES = ("layer4", "layer3", "net.layer4", "net.layer3")
+
+__getattr__ = moved_names(__name__, {"is_bcos_model": "kdlab.bcos"})
 
 
 def default_layer(model: nn.Module) -> str:
@@ -80,12 +84,6 @@ def _selected(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return _wide(logits.gather(1, classes[:, None])).sum()
 
 
-def is_bcos_model(model: nn.Module) -> bool:
-    """True for kdlab's B-cos classifiers (an `encode` to 6 channels and a B-cos `net`)."""
-    base = unwrap(model)
-    return hasattr(base, "encode") and hasattr(base, "net") and getattr(base, "is_bcos", False)
-
-
 def explanation_pass(model: nn.Module, x: torch.Tensor, classes=None, method: str = "gradcam",
                      layer: str | None = None, create_graph: bool = False,
                      size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,17 +116,8 @@ def explanation_pass(model: nn.Module, x: torch.Tensor, classes=None, method: st
             maps = F.relu((weights * _wide(acts)).sum(1, keepdim=True))
             if size is not None and tuple(maps.shape[-2:]) != tuple(size):
                 maps = F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
-        elif method == "bcos":
-            if not is_bcos_model(base):
-                raise ValueError(f"method='bcos' needs a B-cos network from kdlab.experiments.bcos_models, "
-                                 f"got {type(base).__name__}; use 'gradcam' for other networks")
-            from bcos.common import explanation_mode
-
-            # Gradients w.r.t. the 6-channel encoding, not the 3-channel image: W(x) acts on
-            # it. The encoding's output becomes a leaf of the graph (x needs no gradient).
-            with capture(base.encode, leaf=True) as seen, explanation_mode(base):
-                logits = model(x)
-            x6 = seen.value
+        elif method == "bcos":  # W(x): the gradient w.r.t. the 6-channel encoding (kdlab.bcos)
+            logits, x6 = bcos.encoded_forward(model, x)
             classes = _classes_tensor(classes, logits)
             (maps,) = torch.autograd.grad(_selected(logits, classes), x6, create_graph=create_graph)
             maps = _wide(maps)
@@ -151,7 +140,7 @@ def display_map(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, method: s
             maps = F.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return maps[:, 0]
     if method == "bcos":
-        return (unwrap(model).encode(x).float() * maps).sum(1)
+        return bcos.contribution_map(model, x, maps)
     return maps.sum(1)
 
 
@@ -163,7 +152,7 @@ def explain(model: nn.Module, images, classes=None, method: str = "gradcam", lay
     classes: the class to explain per image (a tensor, a list or one int); None explains
         each image's top-1 class.
     method: "gradcam" (at `layer`, default the last stage), "bcos" (contribution map of a
-        kdlab.experiments.bcos_models network) or "input_x_gradient".
+        kdlab.bcos network) or "input_x_gradient".
     create_graph=False (analysis): the model runs in eval mode in batches and the maps come
         back detached on the CPU. create_graph=True (inside a loss): one pass over `images`
         as they are, in the model's current mode, maps differentiable w.r.t. its parameters.

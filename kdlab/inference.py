@@ -31,7 +31,7 @@ _WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
 def _module(model) -> nn.Module:
     """The nn.Module of a kdlab.train.TrainedModel, or `model` itself."""
     if isinstance(model, (str, Path)):
-        raise TypeError("pass a model, not a path: use kdlab.dissect.load_model(arch, checkpoint)")
+        raise TypeError("pass a model, not a path: use kdlab.scale.pretrained.load_model(arch, checkpoint)")
     inner = getattr(model, "model", None)  # duck-typed: kdlab.train may use this module
     return inner if not isinstance(model, nn.Module) and isinstance(inner, nn.Module) else model
 

@@ -139,10 +139,10 @@ class ExplanationDistillation(Distillation):
     """e²KD: distil the teacher's logits and its explanations (`e2kd_loss`; notebook 05).
 
     method: "gradcam" (any CNN; maps of `layer`, default the last stage, compared at the
-    image's size), "bcos" (B-cos teacher and student from kdlab.experiments.bcos_models; the dynamic
-    linear weights W(x) are compared) or "input_x_gradient". The student's explanation is
-    computed in the same forward pass as its logits and stays differentiable. B-cos students
-    take a second pass in explanation mode (dynamic scalings detached) for W(x), while their
+    image's size), "bcos" (B-cos teacher and student from kdlab.bcos; the dynamic linear
+    weights W(x) are compared) or "input_x_gradient". The student's explanation is computed
+    in the same forward pass as its logits and stays differentiable. B-cos students take a
+    second pass in explanation mode for W(x) (kdlab.bcos.encoded_forward), while their
     logits come from a normal pass, as for every other student.
     Frozen explanations: if the batch carries `teacher_logits` and `teacher_maps` in
     `batch.extras` (kdlab.experiments.frozen), they are used and the teacher is not run at all.

@@ -1,6 +1,8 @@
-"""Evaluation: accuracy, agreement with the teacher, calibration (ECE) and NLL.
+"""Evaluation: accuracy, agreement with the teacher, calibration (ECE) and NLL; what a model's
+outputs say about class similarity.
 
-Taught in notebook 01 (accuracy, agreement) and notebook 02 (calibration).
+Taught in notebook 01 (accuracy, agreement) and notebook 02 (calibration, the class-similarity
+matrix, Müller et al.'s template projection).
 Agreement (Stanton et al. 2021) is the fraction of inputs where the student's top-1 class
 equals the teacher's: a student can match the teacher's accuracy and still disagree often.
 """
@@ -60,3 +62,44 @@ def evaluate(model: nn.Module, data: ImageSet, teacher_logits: torch.Tensor | No
     if teacher_logits is not None:
         result["agreement"] = agreement(logits, teacher_logits)
     return result
+
+
+# ------------------------------------------------ class similarity in the outputs (notebook 02)
+
+
+def class_similarity(probabilities: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean predicted distribution per true class: row c is the average of p(·|x) over class c
+    (notebook 02's similarity heatmaps)."""
+    matrix = torch.zeros(num_classes, num_classes)
+    for c in range(num_classes):
+        matrix[c] = probabilities[labels == c].mean(0)
+    return matrix
+
+
+def similarity_shares(probabilities: torch.Tensor, labels: torch.Tensor, groups) -> tuple[float, float]:
+    """Share of a model's wrong-class probability that goes to classes of the true class's group.
+
+    probabilities: (N, classes) softmax outputs (at any temperature); labels: (N,) true classes;
+    groups: the group of each class (e.g. [kdlab.synthetic.class_family(c) for c in range(12)]).
+    Returns (share, uniform): the probability on the other classes of the same group divided by
+    all probability on wrong classes, summed over images, and the share that spreading it evenly
+    over the wrong classes would give. share > uniform: the outputs carry that similarity.
+    Taught in notebooks 00 and 02.
+    """
+    groups = torch.as_tensor(groups)
+    p = probabilities.double()
+    same = groups[labels].unsqueeze(1) == groups.unsqueeze(0)                # (N, classes)
+    same[torch.arange(len(labels)), labels] = False
+    off = 1 - p.gather(1, labels.view(-1, 1)).squeeze(1)
+    share = (p * same).sum() / off.sum()
+    uniform = (off * same.sum(1) / (p.shape[1] - 1)).sum() / off.sum()
+    return share.item(), uniform.item()
+
+
+def template_projection(features: torch.Tensor, weight: torch.Tensor, classes: tuple[int, int, int]):
+    """Müller et al.'s view: project penultimate features onto the plane through the three
+    classes' templates (rows of the final layer's weight). Returns (N, 2) coordinates
+    (notebook 02's projections)."""
+    templates = weight[list(classes)].float()                       # 3 × d
+    basis = torch.linalg.qr((templates[1:] - templates[0]).T).Q     # d × 2, orthonormal
+    return (features.float() - templates[0]) @ basis

@@ -7,7 +7,8 @@ CIFAR-style ResNets follow RepDistiller's teacher/student zoo (resnet8 ... resne
 resnet8x4, resnet32x4): a 3×3 stem and three stages of basic blocks named layer1..layer3,
 so `layer3` is the last convolutional stage (the layer to dissect or explain).
 `get_model` also builds torchvision ImageNet models by name (resnet18, resnet34, ...).
-Other modules add architectures with `register_model` (the B-cos networks of notebook 05).
+Other modules add architectures with `register_model`, when asked to: the B-cos networks of
+notebook 05 exist once kdlab.bcos.register_models() has been called.
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def get_model(name: str, num_classes: int, in_channels: int = 3, **options) -> n
 
     if name in torchvision.models.list_models(module=torchvision.models):
         return torchvision_model(name, num_classes, in_channels, **options)
-    raise ValueError(f"unknown model {name!r}; kdlab models: {sorted(_REGISTRY)}, "
+    hint = " (B-cos networks: call kdlab.bcos.register_models() first)" if name.startswith("bcos_") else ""
+    raise ValueError(f"unknown model {name!r}{hint}; kdlab models: {sorted(_REGISTRY)}, "
                      "or any torchvision classification model (e.g. resnet18)")
 
 

@@ -1,9 +1,13 @@
-"""What to train: the course's teacher and its students of each kind, their objective, name
-and configuration.
+"""What to train: the course's settings, the teacher and its students of each kind, their
+objective, name and configuration.
 
 Taught in notebooks 01 and 02; notebooks 03-06 reuse the same teacher and students, and the
-command line (kdlab.scale.cli) trains them outside a notebook. A `Recipe` is one model to
-train; its kind decides its objective (kdlab.losses):
+command line (kdlab.scale.cli) trains them outside a notebook. `COURSE` holds the settings
+the notebooks share; every function here takes its defaults from it, and the notebooks'
+parameter cells repeat them as literals (papermill needs literals), which
+tests/test_course_settings.py checks. A `Recipe` says what to train (role, kind,
+architecture, objective); a kdlab.train.TrainConfig says how. The kind decides the objective
+(kdlab.losses):
 
     scratch     cross-entropy on the labels
     ls          label smoothing: targets y_LS = (1 - ε)·y + ε/K, ε = 0.1 (Müller et al. 2019)
@@ -21,7 +25,8 @@ command line, so a model trained once is loaded everywhere else (load_or_train s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -30,11 +35,38 @@ from .data import ImageSet
 from .datasets import load_dataset
 from .losses import CrossEntropy, Distillation, ExplanationDistillation
 from .models import get_model
-from .parallel import run_all
+from .runtime.parallel import run_all
 from .synthetic import COURSE_DESIGN
 from .train import TrainConfig, TrainedModel, load_or_train
 
 KINDS = {"teacher": ("scratch", "ls"), "student": ("scratch", "ls", "kd", "kd_from_ls", "e2kd")}
+
+
+@dataclass(frozen=True)
+class CourseSettings:
+    """The teacher and student settings the notebooks share. The same settings give the same
+    cache keys, so the teacher and students trained in notebooks 01 and 02 are loaded by 03-06."""
+
+    dataset: str = "synthetic"
+    design: str = COURSE_DESIGN        # the synthetic data's design (notebook 00)
+    n_train: int = 6000                # training images; the teacher sees all of them
+    n_test: int = 2000
+    teacher_arch: str = "resnet8"
+    teacher_epochs: int = 15           # about 95 % test accuracy: the teacher errs on some images
+    teacher_batch_size: int = 128
+    lr: float = 0.1                    # SGD, cosine schedule: the teacher and every student
+    student_arch: str = "resnet8_w8"   # 4x fewer parameters than the teacher
+    student_images: int = 2000         # KD and LS students see fewer images than the teacher
+    student_epochs: int = 40           # to their plateau (bench/bench_plateau.py; notebook 02's curves)
+    batch_size: int = 64               # the students' batch size
+    temperature: float = 4.0           # KD temperature T
+    alpha: float = 0.5                 # weight α of the KD term (Han et al.); 1 - α weights the labels
+    epsilon: float = 0.1               # label smoothing ε
+    e2kd_alpha: float = 1.0            # α of the e²KD comparisons (notebooks 05, 06): label-free, as in the paper
+    lam: float = 5.0                   # λ of the e²KD comparisons (the paper: 1, 5 or 10)
+
+
+COURSE = CourseSettings()
 
 
 def student_name(kind: str, seed: int, prefix: str = "student", n_images: int | None = None) -> str:
@@ -52,10 +84,10 @@ class Recipe:
 
     role: str = "student"           # teacher | student
     kind: str = "scratch"           # scratch | ls | kd | kd_from_ls | e2kd (teachers: scratch | ls)
-    arch: str = "resnet8_w8"        # the model to train (a kdlab.models.get_model name)
-    temperature: float = 4.0        # KD temperature T
-    alpha: float = 0.5              # weight α of the KD term (Han et al.: 0.5); 1 - α weights the labels
-    epsilon: float = 0.1            # label smoothing ε of kind ls
+    arch: str = COURSE.student_arch  # the model to train (a kdlab.models.get_model name)
+    temperature: float = COURSE.temperature  # KD temperature T
+    alpha: float = COURSE.alpha     # weight α of the KD term (Han et al.: 0.5); 1 - α weights the labels
+    epsilon: float = COURSE.epsilon  # label smoothing ε of kind ls
     lam: float = 1.0                # e2kd: λ, the weight of the explanation term
     explain_method: str = "gradcam"  # e2kd: gradcam | bcos | input_x_gradient
     layer: str | None = None        # e2kd: the layer GradCAM explains (default: the last stage)
@@ -103,19 +135,43 @@ class Recipe:
                              cfg, teacher=teacher if self.distils else None, **options)
 
 
-def course_data(dataset: str = "synthetic", n_train: int = 6000, n_test: int = 2000,
+# --- how: the optimiser, and how long -------------------------------------------------------------
+
+def train_config(optimizer: str = "sgd", **settings) -> TrainConfig:
+    """A TrainConfig as the course trains every model: SGD with weight decay 5e-4, or Adam
+    without weight decay (the B-cos networks; notebook 05). `settings`: the other fields."""
+    return TrainConfig(optimizer=optimizer, weight_decay=5e-4 if optimizer == "sgd" else 0.0, **settings)
+
+
+def fixed_steps(cfg: TrainConfig, steps: int, n_images: int) -> TrainConfig:
+    """`cfg` with as many epochs as `steps` optimizer steps take on `n_images` images, so that
+    students given more or fewer images get the same number of updates (notebooks 05, 06: an
+    e²KD comparison's few-shot students). The batch never holds more than the images."""
+    batch = min(cfg.batch_size, n_images)
+    per_epoch = max(1, n_images // batch)
+    return replace(cfg, epochs=max(1, math.ceil(steps / per_epoch)), batch_size=batch)
+
+
+def first_images(train: ImageSet, n_images: int | None) -> ImageSet:
+    """The first `n_images` training images (all of them for None): what the students see."""
+    return train if n_images is None else train.subset(torch.arange(min(n_images, len(train))))
+
+
+# --- the course's data, teacher and students ------------------------------------------------------
+
+def course_data(dataset: str = COURSE.dataset, n_train: int = COURSE.n_train, n_test: int = COURSE.n_test,
                 seed: int = 0, root=None) -> tuple[ImageSet, ImageSet]:
     """The training and test sets every notebook of the course shares (the synthetic data in
-    design `COURSE_DESIGN`)."""
-    options = {"design": COURSE_DESIGN} if dataset == "synthetic" else {}
+    the course's design, COURSE.design)."""
+    options = {"design": COURSE.design} if dataset == "synthetic" else {}
     train = load_dataset(dataset, "train", n=n_train, seed=seed, root=root, **options)
     test = load_dataset(dataset, "test", n=n_test, seed=seed, root=root, **options)
     return train, test
 
 
-def train_teacher(train: ImageSet, arch: str = "resnet8", epochs: int = 15, lr: float = 0.1,
-                  batch_size: int = 128, label_smoothing: float = 0.0, seed: int = 0,
-                  device="auto") -> TrainedModel:
+def train_teacher(train: ImageSet, arch: str = COURSE.teacher_arch, epochs: int = COURSE.teacher_epochs,
+                  lr: float = COURSE.lr, batch_size: int = COURSE.teacher_batch_size,
+                  label_smoothing: float = 0.0, seed: int = 0, device="auto") -> TrainedModel:
     """The teacher: a larger network trained on all training images (with LS if asked)."""
     recipe = Recipe("teacher", "ls" if label_smoothing else "scratch", arch, epsilon=label_smoothing)
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
@@ -123,34 +179,52 @@ def train_teacher(train: ImageSet, arch: str = "resnet8", epochs: int = 15, lr: 
 
 
 def train_student(kind: str, train: ImageSet, teacher: TrainedModel | None = None,
-                  arch: str = "resnet8_w8", n_images: int = 2000, epochs: int = 40,
-                  lr: float = 0.1, batch_size: int = 64, temperature: float = 4.0,
-                  alpha: float = 0.5, epsilon: float = 0.1, seed: int = 0,
+                  arch: str = COURSE.student_arch, n_images: int = COURSE.student_images,
+                  epochs: int = COURSE.student_epochs, lr: float = COURSE.lr,
+                  batch_size: int = COURSE.batch_size, temperature: float = COURSE.temperature,
+                  alpha: float = COURSE.alpha, epsilon: float = COURSE.epsilon, seed: int = 0,
                   device="auto") -> TrainedModel:
-    """A student of one of the kinds compared in notebook 02 (scratch, ls, kd, kd_from_ls).
+    """A student of one of the kinds compared in notebook 02 (scratch, ls, kd, kd_from_ls):
+    `train_students` for one kind and one seed (notebook 01)."""
+    students = train_students({kind: teacher}, [seed], train, arch, n_images, epochs, lr, batch_size,
+                              temperature, alpha, epsilon, device)
+    return students[kind, seed]
 
-    kd / kd_from_ls distil from `teacher` (pass the LS-trained teacher for kd_from_ls) with
-    `temperature` and `alpha` (alpha weights the KD term; 0.5 as in Han et al.); ls smooths
-    with `epsilon`. Students see the first `n_images` training images: less data than the
-    teacher, the regime where a teacher's soft labels help most. The defaults train a student
-    to its plateau on the synthetic data (bench/bench_plateau.py; notebook 02 shows the curves).
+
+def train_students(teachers: dict[str, TrainedModel | torch.nn.Module | None], seeds, train: ImageSet,
+                   arch: str = COURSE.student_arch, n_images: int | None = COURSE.student_images,
+                   epochs: int = COURSE.student_epochs, lr: float = COURSE.lr,
+                   batch_size: int = COURSE.batch_size, temperature: float = COURSE.temperature,
+                   alpha: float = COURSE.alpha, epsilon: float = COURSE.epsilon, device="auto", *,
+                   recipes: dict[str, Recipe] | None = None, cfg: TrainConfig | None = None,
+                   steps: int | None = None, name: str = "student", workers: int | None = None,
+                   **options) -> dict[tuple[str, int], TrainedModel]:
+    """A student of every kind in `teachers` ({kind: its teacher}, None for scratch and ls)
+    for every seed: {(kind, seed): TrainedModel}, seed by seed, in the order of `teachers`.
+
+    Notebook 02's students: each kind's course Recipe (arch, temperature, alpha, epsilon) on
+    the first `n_images` training images, for `epochs` epochs of SGD at `lr` (kd / kd_from_ls
+    distil from their teacher; pass the LS-trained one for kd_from_ls). Students see less
+    data than the teacher, the regime where a teacher's soft labels help most; the defaults
+    train a student to its plateau on the synthetic data (notebook 02 shows the curves).
+
+    An experiment with students of its own (e²KD's, notebooks 05 and 06: kdlab.experiments.e2kd)
+    passes `recipes` ({kind: Recipe}) and `cfg` (how; the seed is set per student), which
+    replace arch ... epsilon and epochs, lr, batch_size. steps: train each for that many
+    optimizer steps instead of cfg's epochs (`fixed_steps`); such students carry their number
+    of images in their name. name: the names' prefix. options: load_or_train's (extras and
+    extras_key for stored teacher outputs, progress, cache_dir).
+
+    Several train at once on a CPU with cores to spare (kdlab.runtime.parallel, `workers` processes;
+    the same models as one after another).
     """
-    recipe = Recipe("student", kind, arch, temperature, alpha, epsilon)
-    subset = train.subset(torch.arange(min(n_images, len(train))))
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-    return recipe.train(subset, cfg, teacher, device=device)
-
-
-def train_students(teachers: dict[str, TrainedModel | None], seeds, train: ImageSet,
-                   arch: str = "resnet8_w8", n_images: int = 2000, epochs: int = 40,
-                   lr: float = 0.1, batch_size: int = 64, temperature: float = 4.0,
-                   alpha: float = 0.5, epsilon: float = 0.1,
-                   device="auto") -> dict[tuple[str, int], TrainedModel]:
-    """Notebook 02's students: one of every kind in `teachers` ({kind: its teacher}, None for
-    scratch and ls) for every seed, as `train_student` trains them. Several train at once on
-    a CPU with cores to spare (kdlab.parallel; the same models as one after another).
-    Returns {(kind, seed): TrainedModel}, seed by seed, in the order of `teachers`."""
-    jobs = {(kind, seed): partial(train_student, kind, train, teacher, arch, n_images, epochs, lr,
-                                  batch_size, temperature, alpha, epsilon, seed=seed, device=device)
+    data = first_images(train, n_images)
+    recipes = recipes or {kind: Recipe("student", kind, arch, temperature, alpha, epsilon) for kind in teachers}
+    cfg = cfg or TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
+    if steps is not None:
+        cfg = fixed_steps(cfg, steps, len(data))
+    shown_images = len(data) if steps is not None else None  # epochs, hence models, depend on it
+    jobs = {(kind, seed): partial(recipes[kind].train, data, replace(cfg, seed=seed), teacher,
+                                  name=student_name(kind, seed, name, shown_images), device=device, **options)
             for seed in seeds for kind, teacher in teachers.items()}
-    return run_all(jobs, device)
+    return run_all(jobs, device, workers)

@@ -13,50 +13,47 @@ vectorised over the whole dataset (10,000 images of 32×32 in a few seconds on a
 the same seed gives the same bytes.
 
 Two designs, chosen by `make_concept_dataset(design=...)`. The numbers below were measured
-with the functions at the end of this module on 10,000 images and, for v2, a resnet8 teacher
-(kdlab.models) trained from scratch for 8 epochs on 6,000 images (SGD, lr 0.1, batch 128) and
-tested on 2,000; v1's teacher numbers come from the notebooks' runs (6 epochs, T = 4).
+with this module's and kdlab.concepts' functions on 10,000 images and, for v2, a resnet8 teacher
+trained from scratch for 8 epochs on 6,000 images (SGD, lr 0.1, batch 128), tested on 2,000;
+v1's teacher numbers come from the notebooks' runs (6 epochs, T = 4).
 
-v1 (`make_concept_dataset`'s default, kept byte for byte for the tests and for the
-comparisons in notebooks 00 and 03): a large object with a clearly tinted part on one of 4
-scenes painted over the whole image (sky, grass, water, brick).
+v1 (the first design, kept byte for byte for the tests and the comparisons in notebooks 00 and
+03; `design="v1"`): a large object with a clearly tinted part on one of 4 scenes painted over
+the whole image (sky, grass, water, brick).
   * It is easy: a teacher reaches 99.9 % test accuracy, so a student's agreement with the
     teacher says no more than its accuracy.
   * Its teacher's soft labels group classes by *part*, not by shape: of the probability on
     wrong classes, 0.50 goes to classes with the same part (0.27 if spread evenly) and 0.27
     to the same shape family (0.18 if spread evenly).
   * No unit can be a scene detector: each scene covers a quarter of all pixels, so its IoU
-    ceiling at the top-0.5 % quantile is 0.02 (`iou_ceilings`), below the 0.05 threshold.
-    Objects' ceilings are 0.08-0.13, parts' 0.38-0.90.
+    ceiling at the top-0.5 % quantile is 0.02 (kdlab.concepts.iou_ceilings), below the 0.05
+    threshold. Objects' ceilings are 0.08-0.13, parts' 0.38-0.90.
 
-v2, the design the course uses (COURSE_DESIGN), made so that each of those
-claims holds:
+v2, the design the course uses (COURSE_DESIGN, the default), made so that each claim holds:
   * Every concept can be detected. Scenes stay whole-image labels, as in Broden, but there
     are 24 of them (6 grounds × 4 skies: a sky above a wavy horizon and a textured ground
-    below, named "grass-day", "water-night", ...), each on 1/24 of the images. Many scene
-    types rather than scene regions keep Broden's convention and the shortcut experiment as
-    they are. IoU ceilings at q = 0.005: scenes 0.11-0.13, objects 0.096-0.16, colours 0.17,
-    materials 0.11, parts 0.45-1 (twice as high at q = 0.01). (A trained teacher still forms
-    no scene detector: its best scene unit reaches IoU 0.01.)
+    below, named "grass-day", "water-night", ...), each on 1/24 of the images. IoU ceilings
+    at q = 0.005: scenes 0.11-0.13, objects 0.096-0.16, colours 0.17, materials 0.11, parts
+    0.45-1 (twice as high at q = 0.01). (A trained teacher still forms no scene detector.)
   * The scene is weak context, as in photographs. Class c has two designated scenes, c and
     c + 12, so each scene hints at one class. By default (background_correlation 0.2) 25-27 %
     of the images show one of their class's designated scenes, against 8.3 % by chance
     (`scene_class_association`); the teacher loses under one point of accuracy when the
-    correlation is removed at test time. A stronger hint backfires in short runs: at 0.3
-    (36 % designated) one teacher leaned on the scene and reached only 61 %.
+    correlation is removed at test time. At 0.3 (36 % designated) one teacher leaned on the
+    scene in a short run and reached only 61 %.
   * The teacher errs, from genuine ambiguity and never from wrong labels: smaller objects;
     the part painted with the body's material and tinted 0.35-0.6 toward white, except in
     15 % of the images where the tint is 0-0.12 (barely visible to invisible); up to two
-    stones that may cover part of the object; noise 0.07. A dark outline keeps every shape
-    visible on every scene. Teacher test accuracy: 89.5 % and 87.1 % (two seeds); 58-60 % on
-    the fifth of the images with the least visible parts, 93-98 % on the others.
+    stones that may cover part of the object; noise 0.07; a dark outline keeps every shape
+    visible. Teacher test accuracy: 89.5 % and 87.1 % (two seeds); 58-60 % on the fifth of
+    the images with the least visible parts, 93-98 % on the others.
   * Classes of one shape family really are similar: 88-91 % of the teacher's errors stay in
-    the true class's family, and of its probability on wrong classes it puts 0.75-0.77 on
-    the same family at temperature 1 and 0.40-0.43 at T = 4, against 0.18 if spread evenly
-    (`similarity_shares`). Classes with the same part get 0.17 (T = 1) and 0.26-0.27 (T = 4),
+    the family, and of its probability on wrong classes it puts 0.75-0.77 on the same family
+    at T = 1 and 0.40-0.43 at T = 4, against 0.18 if spread evenly (kdlab.metrics.
+    similarity_shares). Classes with the same part get 0.17 (T = 1) and 0.26-0.27 (T = 4),
     no more than the even 0.27.
-  v2's masks hold visible pixels only (stones cut them), and its material mask covers the
-  whole object, part included.
+  v2's masks hold visible pixels only (stones cut them); its material mask covers the whole
+  object, part included.
 """
 
 from __future__ import annotations
@@ -67,22 +64,18 @@ import torch
 import torch.nn.functional as F
 
 from .data import ImageSet
+from .runtime.moved import moved_names
+
+__getattr__ = moved_names(__name__, {"similarity_shares": "kdlab.metrics", "concept_areas": "kdlab.concepts",
+                                     "iou_ceilings": "kdlab.concepts"})
 
 SHAPES = ("disk", "square", "triangle", "diamond")
 PARTS = ("eye", "hbar", "vbar")
-BODY_COLORS = {
-    "red": (0.85, 0.15, 0.15),
-    "green": (0.15, 0.7, 0.2),
-    "blue": (0.15, 0.3, 0.9),
-    "yellow": (0.9, 0.85, 0.1),
-    "magenta": (0.85, 0.2, 0.8),
-    "cyan": (0.1, 0.8, 0.85),
-}
+BODY_COLORS = {"red": (0.85, 0.15, 0.15), "green": (0.15, 0.7, 0.2), "blue": (0.15, 0.3, 0.9),
+               "yellow": (0.9, 0.85, 0.1), "magenta": (0.85, 0.2, 0.8), "cyan": (0.1, 0.8, 0.85)}
 PART_TINT = 0.55  # the part is the body colour mixed this much toward white: visible but subtle
 MATERIALS = ("solid", "striped", "checkered", "dotted")
 SCENES = ("sky", "grass", "water", "brick")
-PIXEL_CATEGORIES = ("object", "part", "color", "material")
-IMAGE_CATEGORIES = ("scene",)
 
 # One global concept numbering, Broden style: number 0 is "-" (unlabelled).
 CONCEPTS: list[tuple[str, str]] = (
@@ -102,11 +95,6 @@ def class_family(class_index: int) -> int:
     return class_index // len(PARTS)
 
 
-def designated_scene(class_index: int) -> int:
-    """The scene that predicts this class when the background is correlated with it."""
-    return class_index % len(SCENES)
-
-
 def make_concept_dataset(
     n: int = 10_000,
     size: int = 32,
@@ -114,17 +102,16 @@ def make_concept_dataset(
     background_correlation: float | None = None,
     flip_background: bool = False,
     noise: float | None = None,
-    design: str = "v1",
+    design: str = "v2",
 ) -> ImageSet:
-    """Generate `n` labelled images of `size`×`size` pixels with concept masks.
+    """Generate `n` labelled images of `size`×`size` pixels with concept masks, in `design`
+    "v2" (the course's) or "v1" (see the module's docstring).
 
-    background_correlation: probability that an image is given one of its class's designated
-        scenes (`designated_scenes`) rather than a scene drawn at random (0 = scene independent
-        of the class; 1 = the scene alone gives the class away, up to the 3 classes sharing a
-        scene in v1). Default: 0 in v1, 0.2 in v2. flip_background: never show a designated
-        scene (the out-of-distribution test set of the shortcut experiment, notebook 06).
-    noise: standard deviation of the pixel noise (default 0.06 in v1, 0.07 in v2).
-    design: "v1" or "v2" (see the module's docstring).
+    background_correlation: probability that an image shows one of its class's designated
+        scenes (`designated_scenes`) rather than a random one (0: the scene says nothing; 1:
+        it gives the class away, up to the 3 classes sharing a scene in v1); default 0 in v1,
+        0.2 in v2. flip_background: never show a designated scene (notebook 06's
+        out-of-distribution test). noise: pixel noise (default 0.06 in v1, 0.07 in v2).
     """
     defaults = {"v1": (0.0, 0.06), "v2": (V2_CORRELATION, V2_NOISE)}[_check_design(design)]
     if background_correlation is None:
@@ -150,15 +137,9 @@ def make_concept_dataset(
     material = choice(len(MATERIALS))
     scene = _choose_scenes(labels, background_correlation, flip_background, g)
 
-    # Object geometry in normalised coordinates u, v (object radius = 1).
     radius = uniform(0.24, 0.32) * size
     cx, cy = uniform(0.38, 0.62) * size, uniform(0.38, 0.62) * size
-    coords = torch.arange(size, dtype=torch.float32) + 0.5
-    y, x = coords.view(1, size, 1), coords.view(1, 1, size)
-    u = (x - cx.view(n, 1, 1)) / radius.view(n, 1, 1)
-    v = (y - cy.view(n, 1, 1)) / radius.view(n, 1, 1)
-
-    obj, part = _object_and_part(u.expand(n, size, size), v.expand(n, size, size), shape_idx, part_idx)
+    obj, part = _object_and_part(*_object_coordinates(size, radius, cx, cy), shape_idx, part_idx)
     body = obj & ~part
 
     image = _render_backgrounds(scene, size, g)
@@ -244,6 +225,16 @@ def _material_shading(material, size, g):
     return shades[material, torch.arange(n)]
 
 
+def _object_coordinates(size, radius, cx, cy):
+    """Each pixel's position relative to each image's object, in object radii: (u, v), (n, H, W)."""
+    n = len(radius)
+    coords = torch.arange(size, dtype=torch.float32) + 0.5
+    y, x = coords.view(1, size, 1), coords.view(1, 1, size)
+    u = (x - cx.view(n, 1, 1)) / radius.view(n, 1, 1)
+    v = (y - cy.view(n, 1, 1)) / radius.view(n, 1, 1)
+    return u.expand(n, size, size), v.expand(n, size, size)
+
+
 def _object_and_part(u, v, shape_idx, part_idx):
     """Object and part masks (n, H, W) from normalised coordinates (object radius = 1)."""
     n = len(shape_idx)
@@ -271,14 +262,8 @@ SKIES = {  # colour at the top of the image, colour at the horizon
     "night": ((0.02, 0.03, 0.12), (0.12, 0.14, 0.3)),
     "fog": ((0.72, 0.72, 0.75), (0.88, 0.88, 0.88)),
 }
-GROUNDS = {
-    "grass": (0.25, 0.55, 0.18),
-    "sand": (0.85, 0.75, 0.5),
-    "water": (0.1, 0.4, 0.6),
-    "snow": (0.92, 0.94, 0.97),
-    "brick": (0.6, 0.3, 0.2),
-    "rock": (0.45, 0.43, 0.4),
-}
+GROUNDS = {"grass": (0.25, 0.55, 0.18), "sand": (0.85, 0.75, 0.5), "water": (0.1, 0.4, 0.6),
+           "snow": (0.92, 0.94, 0.97), "brick": (0.6, 0.3, 0.2), "rock": (0.45, 0.43, 0.4)}
 SCENES_V2 = tuple(f"{ground}-{sky}" for ground in GROUNDS for sky in SKIES)
 CONCEPTS_V2: list[tuple[str, str]] = (
     [c for c in CONCEPTS if c[1] != "scene"] + [(s, "scene") for s in SCENES_V2])
@@ -296,12 +281,12 @@ V2_NOISE = 0.07                # default pixel noise (standard deviation)
 V2_OUTLINE = 0.4               # brightness of the object's border pixels
 
 
-def scene_names(design: str = "v1") -> tuple[str, ...]:
+def scene_names(design: str = "v2") -> tuple[str, ...]:
     """The scenes of a design, in the order of their concept numbers."""
     return {"v1": SCENES, "v2": SCENES_V2}[_check_design(design)]
 
 
-def designated_scenes(class_index: int, design: str = "v1") -> list[int]:
+def designated_scenes(class_index: int, design: str = "v2") -> list[int]:
     """The scenes (indices into `scene_names(design)`) that hint at this class.
 
     v1: one scene per class (class % 4), so each scene hints at 3 classes; v2: two scenes per
@@ -333,11 +318,9 @@ def _make_v2(n, size, seed, correlation, flip, noise):
 
     radius = uniform(*V2_RADIUS) * size
     cx, cy = uniform(0.3, 0.7) * size, uniform(0.3, 0.7) * size
+    obj, part = _object_and_part(*_object_coordinates(size, radius, cx, cy), shape_idx, part_idx)
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     y, x = coords.view(1, size, 1), coords.view(1, 1, size)
-    u = ((x - cx.view(n, 1, 1)) / radius.view(n, 1, 1)).expand(n, size, size)
-    v = ((y - cy.view(n, 1, 1)) / radius.view(n, 1, 1)).expand(n, size, size)
-    obj, part = _object_and_part(u, v, shape_idx, part_idx)
 
     # Stones: axis-aligned ellipses anywhere in the image, drawn over the object.
     k = V2_OCCLUDERS
@@ -443,39 +426,7 @@ def _render_scenes_v2(scene, size, g):
 
 
 # ---------------------------------------------------------------------------------------------
-# Properties of a dataset and of a model on it, computed rather than claimed
-
-def concept_areas(data: ImageSet) -> torch.Tensor:
-    """Pixels labelled with each concept over the whole dataset, (concepts,) int64.
-
-    Pixel masks count their pixels; an image-level label counts as a whole-image mask, as in
-    network dissection (kdlab.dissect). Entry 0 ("no label") is 0.
-    """
-    k = len(data.concepts)
-    area = torch.zeros(k, dtype=torch.int64)
-    for m in (data.masks or {}).values():
-        area += torch.bincount(m.flatten().long(), minlength=k)[:k]
-    h, w = next(iter((data.masks or {}).values())).shape[-2:] if data.masks else data.images.shape[-2:]
-    for labels in (data.image_labels or {}).values():
-        area += h * w * torch.bincount(labels.flatten().long(), minlength=k)[:k]
-    area[0] = 0
-    return area
-
-
-def iou_ceilings(data: ImageSet, quantile: float = 0.005) -> dict[str, float]:
-    """The highest IoU any unit can reach with each concept in network dissection.
-
-    A unit's mask covers about `quantile` of all N·H·W pixel positions; its IoU with a concept
-    of total area A is largest when the whole mask lies inside the concept: q·N·H·W / A
-    (capped at 1). A concept that covers more than q / t of all pixels can therefore never pass
-    the detector threshold t (0.05 at q = 0.005: 10 %). Concepts absent from `data` are left
-    out. Taught in notebook 03.
-    """
-    area = concept_areas(data)
-    h, w = next(iter((data.masks or {}).values())).shape[-2:] if data.masks else data.images.shape[-2:]
-    positions = quantile * len(data) * h * w
-    return {name: min(1.0, positions / int(a)) for name, a in zip(data.concepts, area) if a > 0}
-
+# How much the scene gives the class away, computed rather than claimed
 
 def scene_class_association(data: ImageSet) -> dict[str, float]:
     """How much an image's scene tells about its class.
@@ -495,28 +446,3 @@ def scene_class_association(data: ImageSet) -> dict[str, float]:
     return {"designated": designated, "chance": (k // m) / k,
             "scene_only_accuracy": joint.max(1).values.sum().item() / len(data),
             "class_chance": 1 / c}
-
-
-def similarity_shares(probabilities: torch.Tensor, labels: torch.Tensor, groups) -> tuple[float, float]:
-    """Share of a model's wrong-class probability that goes to classes of the true class's group.
-
-    probabilities: (N, classes) softmax outputs (at any temperature); labels: (N,) true classes;
-    groups: the group of each class (e.g. [class_family(c) for c in range(12)]). Returns
-    (share, uniform): the probability on the other classes of the same group divided by all
-    probability on wrong classes, summed over images, and the share that spreading it evenly
-    over the wrong classes would give. share > uniform: the outputs carry that similarity.
-    Taught in notebooks 00 and 02.
-    """
-    groups = torch.as_tensor(groups)
-    p = probabilities.double()
-    same = groups[labels].unsqueeze(1) == groups.unsqueeze(0)                # (N, classes)
-    same[torch.arange(len(labels)), labels] = False
-    off = 1 - p.gather(1, labels.view(-1, 1)).squeeze(1)
-    share = (p * same).sum() / off.sum()
-    uniform = (off * same.sum(1) / (p.shape[1] - 1)).sum() / off.sum()
-    return share.item(), uniform.item()
-
-
-def class_part(class_index: int) -> int:
-    """Index of the distinctive part of a class (classes with one part share it across shapes)."""
-    return class_index % len(PARTS)

@@ -3,24 +3,22 @@
 Taught in notebook 01 (and reused by every later notebook).
 
 `fit` trains a model on a device-resident dataset with any objective from kdlab.losses.
-It picks the device (CUDA, MPS or CPU), uses bf16 autocast on CUDA and channels_last (on a CPU
-only during training), trains on a CPU with a fixed number of threads (CPU_TRAINING_THREADS) so
-that a model comes out the same on every machine, can torch.compile the model, shows a tqdm
-progress bar, keeps the teacher in inference mode, writes an atomic checkpoint after every
-epoch and resumes from it. `load_or_train` wraps it in a cache keyed by the complete
-configuration (`cache_location`): it reuses a checkpoint trained with exactly this
-configuration, says which it did, and never hands back random weights. What happens around
-the loop in one process (`OneProcess`: which batches, which module steps, where the checkpoint
-goes) is a small object that kdlab.scale.distributed.DDP replaces to run the same loop in
-several processes.
+It picks the device (CUDA, MPS or CPU; kdlab.runtime.device), uses bf16 autocast on CUDA and
+channels_last (on a CPU only during training), trains on a CPU with a fixed number of threads
+(kdlab.runtime.device.CPU_TRAINING_THREADS) so that a model comes out the same on every
+machine of one processor family, can torch.compile the model, shows a tqdm progress bar, keeps
+the teacher in inference mode, writes an atomic checkpoint after every epoch and resumes from
+it. `load_or_train` wraps it in a cache keyed by the complete configuration
+(`cache_location`; the files themselves: kdlab.runtime.checkpoints): it reuses a checkpoint
+trained with exactly this configuration, says which it did, and never hands back random
+weights. What happens around the loop in one process (`OneProcess`: which batches, which module
+steps, where the checkpoint goes) is a small object that kdlab.scale.distributed.DDP replaces
+to run the same loop in several processes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,9 +27,12 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .runtime.checkpoints import (CheckpointError, architecture_signature, config_key, load_checkpoint,  # noqa: F401
+                          read_checkpoint, save_atomic, weights_key)
 from .data import DeviceLoader, ImageSet
-from .files import CACHE_DIR, write_atomic
-from .progress import bar as progress_bar, report
+from .runtime.device import CPU_TRAINING_THREADS, pick_device, training_threads, usable_cores  # noqa: F401
+from .runtime.files import CACHE_DIR
+from .runtime.progress import bar as progress_bar, report
 
 
 @dataclass
@@ -66,85 +67,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        for name in ("momentum", "weight_decay", "warmup_epochs", "pad"):  # torch fails later, naming none
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if self.gamma <= 0:
+            raise ValueError(f"gamma must be positive, got {self.gamma}")
         self.milestones = tuple(self.milestones)
-
-
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def config_key(*parts) -> str:
-    """A short, stable hash of JSON-able configuration parts."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def architecture_signature(model: nn.Module) -> list:
-    """Parameter and buffer names with shapes: what a checkpoint must match to load."""
-    return [(k, list(v.shape)) for k, v in model.state_dict().items()]
-
-
-def weights_key(model: nn.Module) -> str:
-    """A hash of a model's weights (identifies a teacher that did not come from the cache)."""
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def save_atomic(obj, path: str | Path) -> None:
-    """torch.save through kdlab.files.write_atomic: a crash never leaves a half-written file."""
-    write_atomic(path, lambda tmp: torch.save(obj, tmp))
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, incomplete or belongs to another configuration."""
-
-
-def read_checkpoint(path: str | Path):
-    """torch.load of `path` on the CPU; a damaged or foreign file is a CheckpointError naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist; refusing to continue with "
-                              "randomly initialised weights. Train the model first or fix the path.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated zip, an empty file, text, a pickle of something else
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(err).__name__}: {str(err)[:200]}): it is "
-            f"damaged, truncated or not a torch checkpoint. Remove it (rm '{path}') and train "
-            "again; a cached model is retrained automatically once it is removed.") from err
-
-
-def load_checkpoint(path: str | Path, model: nn.Module, expected_key: str | None = None,
-                    require_complete: bool = True) -> dict:
-    """Load weights into `model`; an error, never random weights, if anything does not match."""
-    state = read_checkpoint(path)
-    if not (isinstance(state, dict) and isinstance(state.get("model"), dict) and "key" in state):
-        plain = isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
-        raise CheckpointError(
-            f"{path} is not a kdlab checkpoint (a dict with 'model', 'key', 'epoch' and 'complete', "
-            "written by kdlab.train.fit)" + (": it holds a plain state_dict. Load it with "
-            "model.load_state_dict(torch.load(path)), or with kdlab.dissect.load_model" if plain else ""))
-    if expected_key is not None and state.get("key") != expected_key:
-        raise CheckpointError(f"checkpoint {path} was written for configuration {state.get('key')}, "
-                              f"not {expected_key}; delete it or choose another path")
-    if require_complete and not state.get("complete", False):
-        raise CheckpointError(f"checkpoint {path} is from an unfinished run "
-                              f"({state.get('epoch', 0)} epochs done); resume training first")
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint {path} does not fit this architecture: {err}") from err
-    return state
 
 
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -165,25 +93,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
                            weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
 
 
-# Training on a CPU uses this many threads, whatever the machine offers (fewer only where fewer
-# cores are usable). oneDNN and PyTorch split a convolution's and a BatchNorm's sums by thread, so
-# the same training on 1, 2 or 8 threads ends with weights that differ in their last bits, and
-# an unconverged detail (a unit's IoU near a threshold) can follow. A fixed count makes a model,
-# and every number the notebooks show, the same on every machine with the same torch build.
-# Two: the course's 2-core laptop, and most of what these small ResNets gain from threads (on
-# 2 cores a resnet8 teacher trains 1.9x faster than on one thread, a resnet8_w8 student 1.3-1.5x;
-# bench/bench_threads.py). kdlab.parallel uses further cores by training several models at once.
-CPU_TRAINING_THREADS = 2
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. under taskset), else all."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity call
-        return os.cpu_count() or 1
-
-
 class OneProcess:
     """What `fit` does around its loop when it runs in a single process (the default).
 
@@ -194,8 +103,8 @@ class OneProcess:
     rank, world_size = 0, 1
 
     def cpu_threads(self, device: torch.device) -> int | None:
-        """Threads the loop runs on (None: leave torch's setting): CPU_TRAINING_THREADS on a CPU."""
-        return min(CPU_TRAINING_THREADS, usable_cores()) if device.type == "cpu" else None
+        """Threads the loop runs on (kdlab.runtime.device.training_threads)."""
+        return training_threads(device)
 
     def loader(self, data, cfg: TrainConfig, device: torch.device, extras=None):
         """This epoch's training batches: shuffled always, cropped and flipped if cfg.augment.
@@ -391,7 +300,11 @@ def load_or_train(name: str, build_model: Callable[[], nn.Module], data: ImageSe
         try:
             state = load_checkpoint(path, model, expected_key=key, require_complete=False)
         except CheckpointError as err:  # never a dead end: keep the file for inspection, retrain
-            aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+            stem, n = f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}", 1
+            aside = path.with_name(stem)
+            while aside.exists():  # one was moved aside this second already: never overwrite it
+                n += 1
+                aside = path.with_name(f"{stem}-{n}")
             path.rename(aside)
             print(f"The cached {path.name} could not be used ({err}). Moved it to {aside.name} "
                   "and training again.")

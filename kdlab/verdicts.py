@@ -84,14 +84,55 @@ def decide(claim: str, a, b, direction: str = "greater", level: float = 0.95,
 
 def decide_table(table, claim: str, metric: str, kind_a: str, kind_b: str,
                  direction: str = "greater", kind_column: str = "kind",
-                 seed_column: str = "seed") -> Verdict:
-    """`decide` on a long pandas table (a row per model: kind, seed, metrics), paired by seed."""
-    wide = table.pivot_table(index=seed_column, columns=kind_column, values=metric)
-    missing = [k for k in (kind_a, kind_b) if k not in wide.columns]
+                 seed_column: str = "seed", allow_unpaired: bool = False) -> Verdict:
+    """`decide` on a long pandas table (a row per model: kind, seed, metrics), paired by seed.
+
+    Refuses, naming the rows, what `decide` refuses when given the values directly: a
+    missing or non-finite `metric`, a row without a seed, and two rows of one kind with the
+    same seed (which of them is the run?). A seed of one kind without its partner of the other
+    is an error too, unless `allow_unpaired`: it is then left out, and the verdict's n says
+    how many pairs remain.
+    """
+    kinds = sorted(set(table[kind_column]), key=str)
+    missing = [k for k in (kind_a, kind_b) if k not in kinds]
     if missing:
-        raise KeyError(f"no {missing} rows in the table; kinds: {list(wide.columns)}")
-    paired = wide[[kind_a, kind_b]].dropna()
+        raise KeyError(f"no {missing} rows in the table; kinds: {kinds}")
+    rows = table[table[kind_column].isin([kind_a, kind_b])]
+    _refuse_bad_rows(rows, claim, metric, kind_column, seed_column)
+    wide = rows.pivot_table(index=seed_column, columns=kind_column, values=metric)[[kind_a, kind_b]]
+    paired = wide.dropna()
+    if len(paired) < len(wide) and not allow_unpaired:
+        alone = wide.drop(paired.index).notna()
+        listed = ", ".join(f"{seed!r} ({kind_a if alone.at[seed, kind_a] else kind_b} only)"
+                           for seed in alone.index)
+        raise ValueError(f"{claim}: {seed_column} {listed} has no partner of the other kind; "
+                         "train the missing model, or pass allow_unpaired=True to decide on "
+                         "the paired seeds alone")
     return decide(claim, paired[kind_a].to_numpy(), paired[kind_b].to_numpy(), direction)
+
+
+def _refuse_bad_rows(rows, claim: str, metric: str, kind_column: str, seed_column: str) -> None:
+    """ValueError naming the (kind, seed) rows whose metric is not a finite number, that have
+    no seed, or that share their kind and seed with another row."""
+    def named(part):
+        return ", ".join(f"({k!r}, {seed_column} {s!r}): {v!r}"
+                         for k, s, v in zip(part[kind_column], part[seed_column], part[metric]))
+
+    values = np.asarray(rows[metric], dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{claim}: {metric!r} is not a finite number in the row(s) "
+                         f"{named(rows[~np.isfinite(values)])}; a verdict over the other seeds "
+                         "would not be the one designed. Find why that run has no number, or "
+                         "drop its seed from both kinds")
+    unseeded = rows[rows[seed_column].isna()]
+    if len(unseeded):
+        raise ValueError(f"{claim}: the row(s) {named(unseeded)} have no {seed_column}, so they "
+                         "cannot be paired")
+    repeated = rows[rows.duplicated([kind_column, seed_column], keep=False)]
+    if len(repeated):
+        raise ValueError(f"{claim}: the rows {named(repeated)} repeat a (kind, {seed_column}); "
+                         "averaging them would hide which run counts. Keep one row per model "
+                         "(filter the table, e.g. by test set) first")
 
 
 def decide_equivalent(claim: str, a, b, margin: float, level: float = 0.95, seed: int = 0) -> Verdict:

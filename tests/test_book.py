@@ -16,7 +16,7 @@ import pytest
 
 from kdlab import papers
 from kdlab.tools import book
-from kdlab.files import PROJECT_ROOT
+from kdlab.runtime.files import PROJECT_ROOT
 
 ASSETS = PROJECT_ROOT / "book" / "_assets"
 EXTERNAL = re.compile(r"""(?:src|href)=["'](?:https?:)?//(?!(?:127\.0\.0\.1|localhost))[^"']+\.(?:js|css|woff2?)""")
@@ -106,13 +106,17 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         book.build(tmp_path / "out", run=tmp_path)
     with pytest.raises(book.BookError, match="not a folder"):
         book.build(tmp_path / "out", run=tmp_path / "missing")
-    (tmp_path / "01_x.json").write_text("{not json")
-    with pytest.raises(book.BookError, match="01_x.json is not valid JSON"):
+    (tmp_path / "01_knowledge_distillation.json").write_text("{not json")
+    with pytest.raises(book.BookError, match="01_knowledge_distillation.json is not valid JSON"):
         book.run_folder_records(tmp_path)
+    (tmp_path / "01_knowledge_distillation.json").unlink()
+    (tmp_path / "03_dissection_layer3.json").write_text("{}")  # notebook 03's table: no record
+    assert book.run_folder_records(tmp_path) == []
 
 
 # ----------------------------------------------------------------------------- the build
 
+@pytest.mark.book
 def test_a_warning_fails_the_build(tmp_path):
     """-W is on: a notebook with a broken cross-reference does not build."""
     notebooks = tmp_path / "run"
@@ -123,6 +127,7 @@ def test_a_warning_fails_the_build(tmp_path):
         book.build(tmp_path / "out", run=notebooks, quiet=True)
 
 
+@pytest.mark.book
 def test_book_builds_from_committed_notebooks(html):
     notebooks = sorted((PROJECT_ROOT / "notebooks").glob(book.NOTEBOOK_GLOB))
     for nb in notebooks:
@@ -136,6 +141,7 @@ def test_book_builds_from_committed_notebooks(html):
     assert not {k: v for k, v in external.items() if v}, f"pages load assets from the internet: {external}"
 
 
+@pytest.mark.book
 def test_widget_pages_carry_their_state_and_local_bundle(html):
     # notebooks that display a widget (progress bars closed with leave=False leave state but no view)
     view = "application/vnd.jupyter.widget-view+json"
@@ -246,6 +252,7 @@ def test_solution_check_reads_myst_nb_markup():
         solution_problems(lost, notebook, "x.ipynb"))
 
 
+@pytest.mark.book
 @pytest.mark.skipif(not NOTEBOOKS, reason="no committed notebooks in notebooks/ yet")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_solutions_are_collapsed_in_the_book(html, path):

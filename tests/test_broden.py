@@ -1,4 +1,4 @@
-"""The Broden reader (kdlab.broden): format, round trip, dissection, bad files.
+"""The Broden reader (kdlab.scale.broden): format, round trip, dissection, bad files.
 
 `write_broden` below writes the synthetic concept dataset in the Broden format, so that the
 reader can be checked against the data in memory: dissecting the export must equal dissecting
@@ -16,10 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
-from kdlab.broden import META_COLUMNS, BrodenDataset, BrodenFormatError, ImageSetConcepts
+from kdlab.concepts import ImageSetConcepts
 from kdlab.data import ImageSet
 from kdlab.dissect import dissect
 from kdlab.models import get_model
+from kdlab.scale.broden import META_COLUMNS, BrodenDataset, BrodenFormatError
 from kdlab.synthetic import make_concept_dataset
 
 _spec = importlib.util.spec_from_file_location("dissect_reference", Path(__file__).with_name("test_dissect.py"))
@@ -109,7 +110,7 @@ def write_broden(data: ImageSet, root, split: str = "val", mask_scale: int = 1) 
 
 @pytest.fixture(scope="module")
 def synthetic():
-    return make_concept_dataset(n=40, seed=7)
+    return make_concept_dataset(n=40, seed=7, design="v1")
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@
    its exercise solutions are collapsed (and open on a click), with no failed request and no
    JavaScript error. On a page with a widget control (a Dropdown, a slider...) one control is
    moved as a reader would (another option; the slider's handle with the arrow keys) and what
-   its widget shows must change: the course's pickers (kdlab.plots.figure_picker) switch
+   its widget shows must change: the course's pickers (kdlab.figures.widgets.figure_picker) switch
    precomputed figures in the browser, without a kernel. Screenshot per page:
    runs/screenshots/book-<notebook>.png, scrolled to the moved control when there is one.
-2. A real JupyterLab server on localhost: open a notebook, run its widget cell (the course's
-   temperature slider, kdlab.plots.temperature_explorer) and see the slider and its live
-   figure appear. Screenshot: runs/screenshots/jupyterlab-widget.png.
+2. A real JupyterLab server on localhost: open a notebook, run its widget cell (a temperature
+   slider whose callback redraws kdlab.figures.plots.plot_softened in the kernel) and see the
+   slider and its live figure appear. Screenshot: runs/screenshots/jupyterlab-widget.png.
 
 Skipped, with the reason, only where Chromium or Playwright is missing (`make test` installs
 Chromium with apt-get when run as root). Playwright's own browser downloads are never used.
@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from kdlab.tools import book
-from kdlab.files import PROJECT_ROOT
+from kdlab.runtime.files import PROJECT_ROOT
 
 try:  # the module pytest collected (tests/ is on sys.path): its build cache is shared
     from test_book import built_book
@@ -63,6 +63,7 @@ except ImportError:  # pragma: no cover - the dev dependencies include it
     sync_playwright = None
 
 pytestmark = [
+    pytest.mark.browser,
     pytest.mark.skipif(sync_playwright is None,
                        reason="the playwright Python package is not installed (`make setup` installs it)"),
     pytest.mark.skipif(CHROMIUM is None,
@@ -282,7 +283,7 @@ def check_book_page(context, base: str, path: Path, screenshot: Path) -> dict:
             assert after != before, (
                 f"{path.stem}: moving the control ({moved}; it {kind}) did not change what its "
                 "widget shows. In the book there is no kernel: precompute the figures and tie "
-                "them to the control with kdlab.plots.figure_picker")
+                "them to the control with kdlab.figures.widgets.figure_picker")
             done["moved"] = moved
             target = area
         page.wait_for_timeout(300)
@@ -327,24 +328,29 @@ def test_the_book_has_controls_to_move():
         pytest.skip("no committed notebooks in notebooks/ yet")
     assert any(p["move"] and p["move"]["linked"] for p in plans.values()), (
         "no notebook has a widget control tied to its figures in the browser "
-        "(kdlab.plots.figure_picker): the book has nothing to move")
+        "(kdlab.figures.widgets.figure_picker): the book has nothing to move")
 
 
 WIDGET_NOTEBOOK = {
     "cells": [
         {"cell_type": "markdown", "metadata": {}, "source": "# Widget check\n\nRun the cell below."},
         {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": (
-            "import torch\n"
-            "from kdlab import plots\n"
+            "import ipywidgets, torch\n"
+            "import matplotlib.pyplot as plt\n"
+            "from kdlab.figures import plots, widgets\n"
             "classes = [f'class {i}' for i in range(6)]\n"
-            "plots.temperature_explorer(torch.tensor([4.0, 2.5, 1.0, 0.0, -1.0, -2.0]), classes, classes[0])")},
+            "def draw(temperature=4.0):  # a live widget: the kernel redraws on every move\n"
+            "    plots.plot_softened(torch.tensor([4.0, 2.5, 1.0, 0.0, -1.0, -2.0]), classes, (temperature,))\n"
+            "    plt.show()\n"
+            "ipywidgets.interactive(draw, temperature=ipywidgets.FloatSlider(\n"
+            "    value=4.0, min=0.5, max=20.0, step=0.5, description='T', continuous_update=False))")},
         {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": (
             "import matplotlib.pyplot as plt\n"
             "def frame(width):  # frames of different widths: which one shows is visible in the DOM\n"
             "    fig, ax = plt.subplots(figsize=(width, 1.5))\n"
             "    ax.set_title(f'{width} inches wide')\n"
             "    return fig\n"
-            "plots.figure_picker({f'{w} in': frame(w) for w in (3, 6)}, 'width')")},
+            "widgets.figure_picker({f'{w} in': frame(w) for w in (3, 6)}, 'width')")},
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
                  "language_info": {"name": "python"}},
@@ -447,7 +453,7 @@ def test_jupyterlab_runs_a_widget_cell(browser, jupyterlab):
     figure.wait_for(state="visible", timeout=60_000)
     assert figure.get_attribute("src") != before, "moving the slider did not redraw the figure"
 
-    # The course's precomputed-figure picker (kdlab.plots.figure_picker): choosing another
+    # The course's precomputed-figure picker (kdlab.figures.widgets.figure_picker): choosing another
     # option shows the other figure, switched in the browser by jslink.
     picker = page.locator(".jp-CodeCell").nth(1)
     picker.locator(".cm-content").click()

@@ -119,6 +119,7 @@ def test_a_teacher_glob_must_name_exactly_one_checkpoint(tmp_path, capsys):
     assert "matches 0 files" in error_of(args, capsys)
 
 
+@pytest.mark.distributed
 def test_torchrun_two_processes_then_one_process_finds_the_finished_run(tmp_path):
     """The real launcher: torchrun starts 2 gloo processes; rank 0 alone writes and speaks."""
     ckpt, results = tmp_path / "run.pt", tmp_path / "run.json"

@@ -36,4 +36,5 @@ def test_compare_reports_per_notebook(tmp_path):
         "accuracy": {"kd": 0.95, "scratch": 0.805}, "verdicts": verdicts_now}}))
     report = compare(run, committed)
     assert report == {"01_kd": {"compared": 2, "moved": [("accuracy / kd", 0.90, 0.95)], "verdicts": 2,
-                                "changed": [("verdicts / 1 / verdict", "not resolved", "opposite")]}}
+                                "changed": [("verdicts / 1 / verdict", "not resolved", "opposite")],
+                                "not_compared": [], "no_record": None}}

@@ -60,7 +60,7 @@ def test_crop_flip_moves_extra_channels_with_the_image():
 
 
 def test_device_loader_batches_extras_and_is_deterministic_per_epoch():
-    data = make_concept_dataset(100, seed=1)
+    data = make_concept_dataset(100, seed=1, design="v1")
     maps = data.images[:, :1].float()          # a "map" equal to the red channel
     logits = torch.arange(100).float()[:, None]
     loader = DeviceLoader(data, 32, train=True, pad=4, seed=3,
@@ -81,7 +81,7 @@ def test_device_loader_batches_extras_and_is_deterministic_per_epoch():
 
 
 def test_device_loader_without_augmentation_only_shuffles():
-    data = make_concept_dataset(64, seed=1)
+    data = make_concept_dataset(64, seed=1, design="v1")
     for b in DeviceLoader(data, 16, train=True, pad=0, flip=False, seed=2):
         assert torch.equal(b.x, data.float_images(b.index))
 

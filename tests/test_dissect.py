@@ -27,14 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlab.broden import concept_data, concept_source
+from kdlab.concepts import concept_source
 from kdlab.data import ImageSet
-from kdlab.dissect import (Dissection, TopQuantile, dissect, dissect_quantiles, layer_activations,
-                           load_model, quantile_threshold)
-from kdlab.files import PROJECT_ROOT
+from kdlab.dissect import Dissection, TopQuantile, dissect, dissect_quantiles, layer_activations, quantile_threshold
+from kdlab.runtime.files import PROJECT_ROOT
 from kdlab.inference import find_layer
 from kdlab.models import get_model
 from kdlab.synthetic import make_concept_dataset
+from kdlab.scale.broden import concept_data
+from kdlab.scale.pretrained import imagenet_models, load_model
 from kdlab.train import CheckpointError, save_atomic
 
 
@@ -118,7 +119,7 @@ def _model(arch="resnet8_w8", seed=0, in_channels=3):
 
 @pytest.fixture(scope="module")
 def small():
-    return make_concept_dataset(n=96, seed=3)
+    return make_concept_dataset(n=96, seed=3, design="v1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_batch_size_and_chunking_do_not_change_the_result(small):
 def test_same_seed_same_table():
     tables = []
     for _ in range(2):
-        data = make_concept_dataset(n=48, seed=11)
+        data = make_concept_dataset(n=48, seed=11, design="v1")
         tables.append(dissect(_model(seed=5), "layer3", data, quantile=0.02, progress=False).table)
     assert tables[0].equals(tables[1])
 
@@ -399,7 +400,7 @@ def test_dissect_restores_the_mode_and_removes_its_hook(small):
 
 
 # ---------------------------------------------------------------------------------------------
-# Concept data and the notebook 04 helpers (kdlab.broden.concept_data, kdlab.experiments.han2023)
+# Concept data and the notebook 04 helpers (kdlab.scale.broden.concept_data, kdlab.experiments.han2023)
 
 def test_concept_data(small, tmp_path):
     grey_like = ImageSet(torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), ["a"])
@@ -416,7 +417,7 @@ def test_han_helpers(small):
     from kdlab.experiments import han2023 as han
 
     with pytest.raises(ValueError, match="unknown kinds"):
-        han.imagenet_models("resnet18", {"distilled": ["x.pt"]})
+        imagenet_models("resnet18", {"distilled": ["x.pt"]})
     models = {"scratch": [(0, _model(seed=0)), (1, _model(seed=1))], "kd": [(0, _model(seed=2))]}
     results, table, sweep = han.dissect_models(models, "layer3", small, quantile=0.02, progress=False,
                                                sweep=[0.02, 0.1])

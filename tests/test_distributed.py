@@ -30,11 +30,13 @@ import pytest
 import torch
 from torch import nn
 
-from kdlab.scale import distributed
 from kdlab.data import ImageSet
 from kdlab.losses import CrossEntropy
 from kdlab.models import get_model
+from kdlab.scale import distributed
 from kdlab.train import CheckpointError, TrainConfig, fit
+
+pytestmark = pytest.mark.distributed
 
 CFG = TrainConfig(epochs=3, batch_size=32, lr=0.1, seed=0, pad=2)
 ATOL, RTOL = 1e-5, 1e-4

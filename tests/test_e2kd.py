@@ -1,16 +1,23 @@
-"""The e²KD loss and objective (kdlab.losses.e2kd_loss, ExplanationDistillation)."""
+"""The e²KD loss and objective (kdlab.losses.e2kd_loss, ExplanationDistillation), and the
+experiment helpers of notebooks 05 and 06 (kdlab.experiments.e2kd)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-import kdlab.experiments.bcos_models  # noqa: F401
+from kdlab import bcos
 from kdlab.data import Batch
 from kdlab.datasets import load_dataset
 from kdlab.explain import explanation_pass
 from kdlab.losses import ExplanationDistillation, e2kd_loss, explanation_loss, kd_loss
 from kdlab.models import get_model
+from kdlab.recipes import Recipe, fixed_steps, train_config
 from kdlab.train import TrainConfig, fit
+
+bcos.register_models()
+# how the comparisons below train their students: two SGD steps of 32 images
+HOW = {"cfg": train_config(batch_size=32, lr=0.05), "steps": 2}
+E2KD = Recipe("student", "e2kd", lam=1.0, alpha=1.0)
 
 
 def _hand_cosine_loss(a, b):
@@ -129,26 +136,29 @@ def test_e2kd_pulls_the_students_explanation_towards_the_teachers(data):
 
 # --- the experiment helpers of notebooks 05 and 06 (kdlab.experiments.e2kd) ----------------------------------
 
-def test_recipe_turns_steps_into_epochs():
-    from kdlab.experiments.e2kd import StudentRecipe
+def test_fixed_steps_turn_into_epochs_and_kd_is_e2kd_without_lambda():
+    from kdlab.experiments.e2kd import pair_recipes
 
-    recipe = StudentRecipe(steps=250, batch_size=64, optimizer="adam", lr=3e-3, warmup_epochs=5)
-    cfg = recipe.config(n_images=240, seed=3)        # 3 steps per epoch
-    assert (cfg.epochs, cfg.batch_size, cfg.seed, cfg.weight_decay, cfg.warmup_epochs) == (84, 64, 3, 0.0, 5)
-    assert recipe.config(n_images=40, seed=0).batch_size == 40  # never more than the data
-    assert recipe.objective("kd").lam == 0.0 and recipe.objective("e2kd").lam == recipe.lam
+    cfg = fixed_steps(train_config("adam", batch_size=64, lr=3e-3, warmup_epochs=5), 250, n_images=240)
+    assert (cfg.epochs, cfg.batch_size, cfg.weight_decay, cfg.warmup_epochs) == (84, 64, 0.0, 5)  # 3 steps/epoch
+    assert fixed_steps(cfg, 250, n_images=40).batch_size == 40  # never more than the data
+    assert train_config().weight_decay == 5e-4
+    students = pair_recipes(E2KD)
+    assert students["kd"].objective().lam == 0.0 and students["e2kd"].objective().lam == E2KD.lam
     # KD is e²KD with λ = 0, through the same kind → objective mapping as every other student
-    assert recipe.student("kd").objective().config() == {**recipe.objective("e2kd").config(), "lam": 0.0}
+    assert students["kd"].objective().config() == {**students["e2kd"].objective().config(), "lam": 0.0}
     with pytest.raises(ValueError, match="student kind"):
-        recipe.objective("scratch")
+        pair_recipes(E2KD, kinds=("scratch",))
+    with pytest.raises(ValueError, match="kind e2kd"):
+        pair_recipes(Recipe("student", "kd"))
 
 
 def test_shortcut_data_flips_the_backgrounds():
     """Design v2 (the course teacher's): class c's designated scenes are c and c + 12."""
-    from kdlab.experiments.e2kd import shortcut_data
+    from kdlab.scale.realdata import shortcut_data
     from kdlab.synthetic import CONCEPT_NUMBER_V2, CONCEPTS_V2, SCENES_V2, designated_scenes
 
-    d = shortcut_data(correlation=1.0, n_student=60, n_test=40)
+    d = shortcut_data("synthetic", correlation=1.0, n_student=60, n_test=40)
     assert d["teacher_train"] is None and len(d["student_train"]) == 60 and len(d["test_ood"]) == 40
     assert d["student_train"].concepts == [name for name, _ in CONCEPTS_V2]
 
@@ -164,7 +174,7 @@ def test_shortcut_data_flips_the_backgrounds():
     assert shown == {SCENES_V2[0], SCENES_V2[12]}  # two scenes per class, one class per scene
 
 
-def test_train_students_and_report(tmp_path, monkeypatch, data):
+def test_train_pair_and_report(tmp_path, monkeypatch, data):
     import kdlab.experiments.frozen
     import kdlab.train
     from kdlab.experiments import e2kd
@@ -173,19 +183,58 @@ def test_train_students_and_report(tmp_path, monkeypatch, data):
     monkeypatch.setattr(kdlab.experiments.frozen, "CACHE_DIR", tmp_path)
     torch.manual_seed(0)
     teacher = get_model("resnet8", 12).eval()
-    recipe = e2kd.StudentRecipe(steps=2, batch_size=32)
-    students = e2kd.train_students(data, teacher, recipe, seed=0, name="t", device="cpu")
-    assert set(students) == {"kd", "e2kd", "frozen_seconds"}
-    assert students["kd"].key != students["e2kd"].key
-    assert students["kd"].path.name.startswith("t-gradcam-kd-n64-seed0-")
+    students = e2kd.train_pair(data, teacher, E2KD, [0, 1], name="t", device="cpu", **HOW)
+    assert list(students) == [("kd", 0), ("e2kd", 0), ("kd", 1), ("e2kd", 1)]
+    assert students["kd", 0].key != students["e2kd", 0].key != students["e2kd", 1].key
+    assert students["kd", 0].path.name.startswith("t-gradcam-kd-n64-seed0-")
     test = load_dataset("synthetic", "test", n=24, seed=3)
     view = e2kd.teacher_view(teacher, test)
-    row = e2kd.report(students["e2kd"].model, test, view)
+    row = e2kd.report(students["e2kd", 0].model, test, view)
     assert set(row) == {"accuracy", "agreement", "similarity", "epg", "all_zero_maps", "iou"}
     assert isinstance(row["all_zero_maps"], int) and 0 <= row["all_zero_maps"] <= len(test)
     assert e2kd.report(teacher, test, view)["agreement"] == 1.0
-    again = e2kd.train_students(data, teacher, recipe, seed=0, name="t", device="cpu")
-    assert again["kd"].loaded and again["e2kd"].loaded and again["frozen_seconds"] == 0.0
+    # the stored teacher outputs are a step of their own, which says what it cost
+    frozen = e2kd.freeze(teacher, data, E2KD, device="cpu")
+    assert frozen.loaded and frozen.seconds > 0
+    again = e2kd.train_pair(data, teacher, E2KD, [0], name="t", device="cpu", frozen=frozen, **HOW)
+    assert again["kd", 0].loaded and again["e2kd", 0].key == students["e2kd", 0].key
+    online = e2kd.train_pair(data, teacher, E2KD, [0], name="t", kinds=("e2kd",), device="cpu", frozen=False, **HOW)
+    assert list(online) == [("e2kd", 0)] and online["e2kd", 0].key != students["e2kd", 0].key
+
+
+def test_deprecated_names_still_work(tmp_path, monkeypatch, data):
+    """Older copies of notebooks 05 and 06 call the e²KD helpers by their old names and shapes."""
+    import kdlab.experiments.frozen
+    import kdlab.explain
+    import kdlab.train
+    from kdlab.experiments import e2kd
+
+    monkeypatch.setattr(kdlab.train, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(kdlab.experiments.frozen, "CACHE_DIR", tmp_path)
+    torch.manual_seed(0)
+    teacher = get_model("resnet8", 12).eval()
+    with pytest.warns(DeprecationWarning):
+        old = e2kd.StudentRecipe(steps=2, batch_size=32, lr=0.05, lam=1.0)
+    with pytest.warns(DeprecationWarning, match="train_pair"):
+        students = e2kd.train_students(data, teacher, old, seed=0, name="t", device="cpu")
+    assert list(students) == ["frozen_seconds", "kd", "e2kd"] and students["frozen_seconds"] > 0
+    new = e2kd.train_pair(data, teacher, E2KD, [0], name="t", device="cpu", **HOW)
+    assert [new[k, 0].key for k in e2kd.KINDS] == [students[k].key for k in e2kd.KINDS]  # the same models
+    with pytest.warns(DeprecationWarning):
+        again = e2kd.train_students(data, teacher, old, seed=0, name="t", device="cpu")
+    assert again["frozen_seconds"] == 0.0 and again["kd"].loaded
+    with pytest.warns(DeprecationWarning, match="synthetic_shortcut_data"):
+        assert e2kd.shortcut_data is e2kd.synthetic_shortcut_data
+    with pytest.warns(DeprecationWarning, match="kdlab.bcos"):
+        assert kdlab.explain.is_bcos_model is bcos.is_bcos_model
+    import importlib
+    import sys
+
+    sys.modules.pop("kdlab.experiments.bcos_models", None)
+    with pytest.warns(DeprecationWarning, match="register_models"):
+        module = importlib.import_module("kdlab.experiments.bcos_models")
+    with pytest.warns(DeprecationWarning):
+        assert module.BcosClassifier is bcos.BcosClassifier
 
 
 def test_plateau_says_whether_a_student_still_learns():
@@ -214,16 +263,14 @@ def test_temperature_is_chosen_on_heldout_training_images(tmp_path, monkeypatch,
     assert torch.equal(held.images, data.images[unused])  # never one of the shots
     torch.manual_seed(0)
     teacher = get_model("resnet8", 12).eval()
-    recipe = e2kd.StudentRecipe(steps=2, batch_size=32)
-    chosen, rows = e2kd.choose_temperature(data, teacher, 2, 1, [1.0, 4.0], recipe, n_heldout=30,
-                                           name="t", device="cpu")
+    chosen, rows = e2kd.choose_temperature(data, teacher, 2, 1, [1.0, 4.0], E2KD, n_heldout=30,
+                                           name="t", device="cpu", **HOW)
     assert [r["temperature"] for r in rows] == [1.0, 4.0] and chosen in (1.0, 4.0)
     assert chosen == max(rows, key=lambda r: r["heldout_accuracy"])["temperature"]
     # the comparison's KD student with the chosen temperature is the one already trained
-    again = e2kd.train_students(e2kd.few_shot_data(data, 2, 1), teacher,
-                                replace(recipe, temperature=chosen), 1, "t", kinds=("kd",),
-                                device="cpu")
-    assert again["kd"].loaded
+    again = e2kd.train_pair(e2kd.few_shot_data(data, 2, 1), teacher, replace(E2KD, temperature=chosen), [1], "t",
+                            kinds=("kd",), device="cpu", **HOW)
+    assert again["kd", 1].loaded
 
 
 def test_verdict_and_ood_tables_decide_from_paired_seeds():
@@ -273,13 +320,13 @@ def test_fewshot_comparison_without_masks(tmp_path, monkeypatch, data):
     assert train.in_channels == 1 and e2kd.object_masks(test) is None
     torch.manual_seed(0)
     teacher = get_model("resnet8", train.num_classes, train.in_channels).eval()
-    recipe = e2kd.StudentRecipe(steps=2, batch_size=16)
-    chosen, _ = e2kd.choose_temperature(train, teacher, 1, 0, [1.0, 4.0], recipe,
-                                        n_heldout=8, name="t", device="cpu")
+    how = {"cfg": train_config(batch_size=16, lr=0.05), "steps": 2}
+    chosen, _ = e2kd.choose_temperature(train, teacher, 1, 0, [1.0, 4.0], E2KD,
+                                        n_heldout=8, name="t", device="cpu", **how)
     histories = {}
     rows = e2kd.fewshot_comparison(train, test, teacher, [1], [0, 1],
-                                   replace(recipe, temperature=chosen), name="t",
-                                   device="cpu", progress=False, histories=histories)
+                                   replace(E2KD, temperature=chosen), name="t",
+                                   device="cpu", progress=False, histories=histories, **how)
     results = pd.DataFrame(rows)
     assert len(results) == 4 and set(histories[1]) == {"KD", "e²KD"}
     assert {"accuracy", "agreement", "similarity", "final_train_acc"} <= set(results)
@@ -306,7 +353,7 @@ def test_report_scores_vanished_maps_zero():
 def test_pretrained_bcos_weights_offline_error(monkeypatch):
     import urllib.error
 
-    from kdlab.experiments.bcos_models import bcos_imagenet_model
+    from kdlab.bcos import bcos_imagenet_model
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")

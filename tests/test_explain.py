@@ -7,11 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import kdlab.experiments.bcos_models  # noqa: F401  (registers the B-cos networks)
+from kdlab import bcos
 from kdlab.explain import default_layer, explain, explanation_pass
 from kdlab.explain_metrics import (energy_pointing_game, epg_summary, ground_truth_scores, map_similarity,
                                    nanmean, thresholded_iou)
 from kdlab.models import get_model
+
+bcos.register_models()
 
 
 @pytest.fixture
@@ -89,6 +91,15 @@ def test_bcos_contributions_sum_to_the_logit(images):
     torch.testing.assert_close(contributions, top, rtol=1e-4, atol=1e-6)
     shown = explain(model, images, method="bcos")
     torch.testing.assert_close(shown.sum((1, 2)), top, rtol=1e-4, atol=1e-6)
+
+
+def test_bcos_models_are_registered_by_an_explicit_idempotent_call(images):
+    bcos.register_models()  # again: nothing changes
+    model = get_model("bcos_resnet8_w8", 12)
+    assert bcos.is_bcos_model(model) and not bcos.is_bcos_model(get_model("resnet8_w8", 12))
+    assert bcos.contribution_map(model, images, torch.ones(6, 6, 32, 32)).shape == (6, 32, 32)
+    with pytest.raises(ValueError, match="register_models"):
+        get_model("bcos_resnet99", 12)
 
 
 def test_bcos_explanation_is_differentiable_for_the_student(images):

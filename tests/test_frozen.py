@@ -4,7 +4,7 @@ jointly with their images, reused from the cache."""
 import pytest
 import torch
 
-import kdlab.experiments.bcos_models  # noqa: F401
+from kdlab import bcos
 from kdlab.data import Batch, DeviceLoader
 from kdlab.datasets import load_dataset
 from kdlab.explain import explanation_pass
@@ -12,6 +12,8 @@ from kdlab.experiments.frozen import freeze_teacher
 from kdlab.losses import ExplanationDistillation
 from kdlab.models import get_model
 from kdlab.train import TrainConfig, load_or_train
+
+bcos.register_models()
 
 
 @pytest.fixture(scope="module")

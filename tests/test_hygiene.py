@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from kdlab.notebook import literal_assignments
+from kdlab.runtime.notebook import literal_assignments
 from kdlab.tools.student import EXERCISE
-from kdlab.files import PROJECT_ROOT
+from kdlab.runtime.files import PROJECT_ROOT
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RERUN = "re-execute it: `python -m kdlab.tools.run --inplace --only {prefix}`"
@@ -97,7 +97,7 @@ def _tags(cell: dict) -> list[str]:
 
 
 def _params_records(nb: dict) -> list[dict]:
-    """Parameter records the notebook showed: check_params' and save_results' (kdlab.notebook)."""
+    """Parameter records the notebook showed: check_params' and save_results' (kdlab.runtime.notebook)."""
     records = []
     for _, cell in _code_cells(nb):
         for output in cell.get("outputs", []):
@@ -106,7 +106,7 @@ def _params_records(nb: dict) -> list[dict]:
                 records.append(("kdlab.check_params", meta["params"]))
             results = meta.get("results")
             if isinstance(results, dict) and isinstance(results.get("params"), dict):
-                records.append(("kdlab.notebook.save_results", results["params"]))
+                records.append(("kdlab.runtime.notebook.save_results", results["params"]))
     return records
 
 

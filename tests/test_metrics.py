@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from kdlab.inference import batches, capture, device_of, evaluation, find_layer, unwrap
-from kdlab.metrics import accuracy, agreement, expected_calibration_error, nll, predict
+from kdlab.metrics import (accuracy, agreement, class_similarity, expected_calibration_error, nll,
+                           predict, template_projection)
 from kdlab.models import get_model, penultimate_features
 from kdlab.train import TrainedModel
 
@@ -89,3 +90,22 @@ def test_unwrap_find_layer_and_batches():
     parts = list(batches(model, images, 2))
     assert [len(b) for b in parts] == [2, 2, 1] and all(b.dtype == torch.float32 and b.max() == 1 for b in parts)
     assert device_of(model) == torch.device("cpu")
+
+
+def test_class_similarity_averages_each_true_class():
+    probabilities = torch.tensor([[0.8, 0.2, 0.0], [0.6, 0.2, 0.2], [0.1, 0.9, 0.0]])
+    matrix = class_similarity(probabilities, torch.tensor([0, 0, 1]), 3)
+    assert torch.allclose(matrix[0], torch.tensor([0.7, 0.2, 0.1]))
+    assert torch.allclose(matrix[1], torch.tensor([0.1, 0.9, 0.0]))
+    assert matrix[2].isnan().all(), "a class without images has no row"
+
+
+def test_template_projection_keeps_distances_in_the_templates_plane():
+    weight = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
+    three = (1, 3, 4)
+    coords = template_projection(weight[list(three)], weight, three)
+    assert coords.shape == (3, 2)
+    assert torch.allclose(coords[0], torch.zeros(2), atol=1e-5), "the first template is the origin"
+    for a, b in ((0, 1), (0, 2), (1, 2)):  # the plane holds the templates: distances are kept
+        assert torch.dist(coords[a], coords[b]) == pytest.approx(
+            torch.dist(weight[three[a]], weight[three[b]]).item(), rel=1e-4)

@@ -3,7 +3,7 @@ from functools import partial
 import pytest
 import torch
 
-from kdlab import parallel, progress
+from kdlab.runtime import parallel, progress
 from kdlab.datasets import load_dataset
 from kdlab.recipes import Recipe
 from kdlab.train import TrainConfig, weights_key
@@ -24,7 +24,7 @@ def test_workers_train_the_models_a_serial_run_trains(tiny, tmp_path):
     with progress.summary("2 students", total=2, enabled=False) as block:
         together = parallel.run_all(jobs(tiny, tmp_path / "workers"), workers=2)
     assert list(together) == [0, 1]
-    assert block["events"] == {"trained": 2}  # the workers' cache reports reach this process
+    assert block.counts == {"trained": 2}  # the workers' cache reports reach this process
     for seed in (0, 1):
         assert weights_key(serial[seed].model) == weights_key(together[seed].model)
     assert weights_key(serial[0].model) != weights_key(serial[1].model)  # the comparison can tell models apart

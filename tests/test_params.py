@@ -1,6 +1,6 @@
 import pytest
 
-from kdlab.notebook import ParameterError, check_params, declared_parameters, validate
+from kdlab.runtime.notebook import ParameterError, check_params, declared_parameters, validate
 
 PARAMS_CELL = 'epochs = 6   # comment\nlr = 0.1\ndataset = "synthetic"\nseeds = [0, 1]\nfast = True\n'
 
@@ -71,3 +71,19 @@ def test_without_input_history_the_literal_globals_are_the_parameters():
     assert p == {"epochs": 6, "name": "a"}
     with pytest.raises(ParameterError, match="out of range"):
         check_params({**ns, "epochs": 0}, rules={"epochs": (1, 10)})
+
+
+def test_did_you_mean_names_the_closest_valid_name_or_nothing():
+    from kdlab.runtime.notebook import did_you_mean
+
+    assert did_you_mean("epoch", ["epochs", "seed"]) == " (did you mean 'epochs'?)"
+    assert did_you_mean("zzz", ["epochs", "seed"]) == ""
+    assert did_you_mean(1, ["01_tour", "1"]) == " (did you mean '1'?)"  # YAML reads some names as numbers
+    assert did_you_mean("batchsize", ["batch_size"], spell=lambda n: "--" + n.replace("_", "-")) == \
+        " (did you mean --batch-size?)"
+
+
+def test_list_items_of_the_wrong_type_are_named():
+    with pytest.raises(ParameterError, match="'seeds' must hold items of type int .* 'a' is a str"):
+        check_params(namespace(history("seeds = ['a', 1.5]"), seeds=["a", 1.5]))
+    assert check_params(namespace(history("seeds = [3, 4]"), seeds=[3, 4]))["seeds"] == [3, 4]

@@ -1,11 +1,11 @@
-"""kdlab.progress: one summary line instead of one line and one bar per model."""
+"""kdlab.runtime.progress: one summary line instead of one line and one bar per model."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from kdlab import progress
+from kdlab.runtime import progress
 from kdlab.losses import CrossEntropy
 from kdlab.models import get_model
 from kdlab.synthetic import make_concept_dataset
@@ -27,7 +27,7 @@ def test_a_block_counts_reports_and_prints_one_line(capsys):
     assert "Loaded student" not in out and "Trained student" not in out
     assert out.startswith("3 students: 2 loaded from the cache, 1 trained, teacher explanations loaded: 1 in ")
     assert out.count("\n") == 1
-    assert block["events"] == {"loaded from the cache": 2, "trained": 1, "teacher explanations loaded": 1}
+    assert block.counts == {"loaded from the cache": 2, "trained": 1, "teacher explanations loaded": 1}
 
 
 def test_a_nested_block_reports_to_the_outer_one(capsys):
@@ -49,7 +49,7 @@ def test_bars_are_hidden_inside_a_block_and_the_block_closes_on_errors():
 
 
 def test_load_or_train_reports_through_the_block(tmp_path, capsys):
-    data = make_concept_dataset(64, size=16, seed=0)
+    data = make_concept_dataset(64, size=16, seed=0, design="v1")
     cfg = TrainConfig(epochs=1, batch_size=32, seed=0)
 
     def train():
@@ -63,13 +63,14 @@ def test_load_or_train_reports_through_the_block(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("2 models: 1 loaded from the cache, 1 trained in ")
 
 
+@pytest.mark.notebooks
 def test_in_a_notebook_the_block_leaves_one_line_and_no_widget(tmp_path):
     """What a committed notebook keeps: the summary line in place of the bar, and a finished
     bar as one line of text; no tqdm widget (it would stay in the saved outputs, hidden)."""
     import nbformat
     from nbclient import NotebookClient
 
-    source = ("from kdlab import progress\n"
+    source = ("from kdlab.runtime import progress\n"
               "with progress.summary('2 students', total=2):\n"
               "    progress.report('trained', 'Trained a')\n"
               "    progress.report('loaded from the cache', 'Loaded b')\n"

@@ -119,11 +119,17 @@ def test_shortcut_data_from_waterbirds(waterbirds_root):
         realdata.shortcut_data("imagenet")
 
 
+def test_shortcut_data_serves_the_synthetic_data_too():
+    d = realdata.shortcut_data("synthetic", correlation=0.9, n_student=30, n_test=20, seed=1)
+    assert d["teacher_train"] is None and len(d["student_train"]) == 30 and len(d["test_ood"]) == 20
+    assert d["test_in"].fingerprint() != d["test_ood"].fingerprint()
+
+
 def test_imagenet_fewshot_compares_kd_and_e2kd_students_on_folders(tmp_path, monkeypatch):
     """Notebook 05's comparison on ImageNet-style folders: callable training data, streamed evaluation."""
     import kdlab.train
-    from kdlab.experiments.e2kd import StudentRecipe
     from kdlab.models import get_model
+    from kdlab.recipes import Recipe, train_config
 
     monkeypatch.setattr(kdlab.train, "CACHE_DIR", tmp_path / "cache")
     for split, count in (("train", 4), ("val", 2)):
@@ -134,9 +140,9 @@ def test_imagenet_fewshot_compares_kd_and_e2kd_students_on_folders(tmp_path, mon
                 _write_jpeg(tmp_path / split / wnid / f"{wnid}_{i}.JPEG", tuple(color), size=(20 + i, 18))
     torch.manual_seed(0)
     teacher = get_model("resnet8", 3).eval()
-    recipe = StudentRecipe(steps=2, batch_size=3, frozen=True)  # frozen is ignored for folder data
+    recipe = Recipe("student", "e2kd", alpha=1.0)  # the teacher runs online on folder data
     rows = realdata.imagenet_fewshot(tmp_path, teacher, shots=[2], seeds=[0], recipe=recipe, device="cpu",
-                                     progress=False, size=16, workers=0)
+                                     progress=False, size=16, workers=0, cfg=train_config(batch_size=3), steps=2)
     assert [r["student"] for r in rows] == ["KD", "e²KD"]
     for row in rows:
         assert row["shots"] == 2 and row["images"] == 6 and 0 <= row["agreement"] <= 1

@@ -5,7 +5,7 @@ import papermill
 import pytest
 import yaml
 
-from kdlab.notebook import notebook_defaults
+from kdlab.runtime.notebook import notebook_defaults
 from kdlab.tools import run
 
 
@@ -16,6 +16,7 @@ def params_file(tmp_path, notebooks):
     return str(path)
 
 
+@pytest.mark.notebooks
 def test_alternative_parameters_run_and_resume(tmp_path, capsys):
     spec = params_file(tmp_path, {"00_tour": {"n_images": 64, "gallery": 4}})
     out = tmp_path / "run"
@@ -38,6 +39,7 @@ def test_mistyped_parameter_in_a_file_stops_before_any_notebook_runs(tmp_path):
     assert not (tmp_path / "bad").exists()  # nothing ran, nothing was written
 
 
+@pytest.mark.notebooks
 def test_mistyped_parameter_given_to_papermill_fails_in_the_first_cell(tmp_path):
     nb, out = run.notebooks(["00"])[0], tmp_path / "out.ipynb"
     with pytest.raises(Exception):
@@ -82,6 +84,7 @@ def test_papermill_reads_every_parameter_a_notebook_declares():
         assert not missed, f"papermill cannot read {nb.stem}'s parameters {missed}"
 
 
+@pytest.mark.notebooks
 def test_a_parameter_file_runs_the_notebooks_it_configures():
     stems = lambda nbs: [nb.stem[:2] for nb in nbs]
     _, fashion = run.load_params_file("fashion_mnist")

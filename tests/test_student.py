@@ -183,6 +183,7 @@ def test_first_exercise_check_on_tiny_notebooks():
         student.check_first_exercise(none, lambda source: "", "none.ipynb")
 
 
+@pytest.mark.notebooks
 def test_nbval_runs_the_first_exercise_as_a_student_would(tmp_path):
     """The project's conftest.py hook, end to end: nbval on a notebook whose check works
     passes; on one whose check passes with the stub in place, the first solution cell fails."""
@@ -190,7 +191,7 @@ def test_nbval_runs_the_first_exercise_as_a_student_would(tmp_path):
     import subprocess
     import sys
 
-    from kdlab.files import PROJECT_ROOT
+    from kdlab.runtime.files import PROJECT_ROOT
 
     shutil.copy(PROJECT_ROOT / "conftest.py", tmp_path / "conftest.py")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")

@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from kdlab import synthetic
+from kdlab import concepts, metrics, synthetic
 from kdlab.datasets import load_dataset
 
 
 def test_same_seed_same_bytes_and_other_seed_differs():
-    a = synthetic.make_concept_dataset(n=300, seed=7)
-    b = synthetic.make_concept_dataset(n=300, seed=7)
-    c = synthetic.make_concept_dataset(n=300, seed=8)
+    a = synthetic.make_concept_dataset(n=300, seed=7, design="v1")
+    b = synthetic.make_concept_dataset(n=300, seed=7, design="v1")
+    c = synthetic.make_concept_dataset(n=300, seed=8, design="v1")
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
     assert all(torch.equal(a.masks[k], b.masks[k]) for k in a.masks)
     assert torch.equal(a.image_labels["scene"], b.image_labels["scene"])
@@ -22,7 +22,7 @@ def test_train_and_test_splits_differ():
 
 @pytest.fixture(scope="module")
 def clean():
-    return synthetic.make_concept_dataset(n=400, seed=3, noise=0.0)
+    return synthetic.make_concept_dataset(n=400, seed=3, noise=0.0, design="v1")
 
 
 def test_masks_agree_with_pixels(clean):
@@ -63,11 +63,11 @@ def test_background_correlation_and_flip():
         designated = d.labels % len(synthetic.SCENES)
         scene = d.image_labels["scene"] - synthetic.CONCEPT_NUMBER[synthetic.SCENES[0]]
         return (scene == designated).float().mean().item()
-    assert designated_share(synthetic.make_concept_dataset(500, background_correlation=1.0)) == 1.0
-    assert designated_share(synthetic.make_concept_dataset(500, flip_background=True)) == 0.0
-    assert 0.15 < designated_share(synthetic.make_concept_dataset(2000)) < 0.35
+    assert designated_share(synthetic.make_concept_dataset(500, background_correlation=1.0, design="v1")) == 1.0
+    assert designated_share(synthetic.make_concept_dataset(500, flip_background=True, design="v1")) == 0.0
+    assert 0.15 < designated_share(synthetic.make_concept_dataset(2000, design="v1")) < 0.35
     with pytest.raises(ValueError, match="background_correlation"):
-        synthetic.make_concept_dataset(10, background_correlation=1.5)
+        synthetic.make_concept_dataset(10, background_correlation=1.5, design="v1")
 
 
 def test_classes_come_in_families():
@@ -90,7 +90,7 @@ def _digest(d):
 
 def test_v1_output_unchanged():
     # v1 stays byte for byte: its tests and the v1 columns of notebooks 00 and 03 rely on it
-    d = synthetic.make_concept_dataset(n=64, seed=0)
+    d = synthetic.make_concept_dataset(n=64, seed=0, design="v1")
     assert _digest(d) == "66e475306e968f0706ef9e9784045f95b11e047197c20640c0ae48d8836d6594"
     assert _digest(synthetic.make_concept_dataset(n=64, seed=0, design="v1")) == _digest(d)
 
@@ -109,25 +109,25 @@ def test_v2_same_seed_same_bytes_and_other_seed_differs(v2):
 
 
 def test_v2_every_concept_can_be_detected(v2):
-    ceilings = synthetic.iou_ceilings(v2, quantile=0.005)
+    ceilings = concepts.iou_ceilings(v2, quantile=0.005)
     categories = dict(zip(v2.concepts, v2.concept_categories))
     assert set(ceilings) == set(v2.concepts[1:]), "every concept occurs"
     assert {categories[c] for c in ceilings} == {"object", "part", "color", "material", "scene"}
     assert min(ceilings.values()) > 0.08  # well above the 0.05 detector threshold
     # v1's whole-image scenes cannot pass that threshold
-    v1 = synthetic.make_concept_dataset(n=2000, seed=3)
-    assert max(v for c, v in synthetic.iou_ceilings(v1).items() if c in synthetic.SCENES) < 0.05
+    v1 = synthetic.make_concept_dataset(n=2000, seed=3, design="v1")
+    assert max(v for c, v in concepts.iou_ceilings(v1).items() if c in synthetic.SCENES) < 0.05
 
 
 def test_iou_ceilings_formula():
     d = synthetic.make_concept_dataset(n=200, seed=1, design="v2")
-    area = synthetic.concept_areas(d)
+    area = concepts.concept_areas(d)
     positions = 200 * 32 * 32
     number = synthetic.CONCEPT_NUMBER_V2
     assert area[number["disk"]] == (d.masks["object"] == number["disk"]).sum()
     scene = synthetic.SCENES_V2[0]
     assert area[number[scene]] == 32 * 32 * (d.image_labels["scene"] == number[scene]).sum()
-    ceilings = synthetic.iou_ceilings(d, quantile=0.01)
+    ceilings = concepts.iou_ceilings(d, quantile=0.01)
     assert ceilings["disk"] == pytest.approx(min(1.0, 0.01 * positions / area[number["disk"]].item()))
     assert max(ceilings.values()) <= 1.0
 
@@ -150,7 +150,7 @@ def test_v2_scene_is_weak_context(v2):
 
 def test_designated_scenes():
     for c in range(len(synthetic.CLASSES)):
-        assert synthetic.designated_scenes(c) == [synthetic.designated_scene(c)]
+        assert synthetic.designated_scenes(c, "v1") == [c % len(synthetic.SCENES)]
         assert synthetic.designated_scenes(c, "v2") == [c, c + 12]
     assert len(synthetic.scene_names("v2")) == 24
 
@@ -162,7 +162,7 @@ def test_v2_masks_match_labels(v2):
                if cat != "scene")
     obj, prt = v2.masks["object"], v2.masks["part"]
     shape = torch.tensor([number[synthetic.SHAPES[synthetic.class_family(int(c))]] for c in v2.labels])
-    part = torch.tensor([number[synthetic.PARTS[synthetic.class_part(int(c))]] for c in v2.labels])
+    part = torch.tensor([number[synthetic.PARTS[int(c) % len(synthetic.PARTS)]] for c in v2.labels])
     assert ((obj == 0) | (obj == shape.view(-1, 1, 1))).all()
     assert ((prt == 0) | (prt == part.view(-1, 1, 1))).all()
     assert ((prt > 0) & (obj == 0)).sum() == 0, "parts lie inside their object"
@@ -178,19 +178,20 @@ def test_similarity_shares():
     groups = [c // 3 for c in range(12)]                    # the shape families
     even = torch.full((2, 12), 0.05)
     even[0, 0] = even[1, 4] = 0.45
-    share, uniform = synthetic.similarity_shares(even, labels, groups)
+    share, uniform = metrics.similarity_shares(even, labels, groups)
     assert share == pytest.approx(2 / 11) and uniform == pytest.approx(2 / 11)
     family = torch.zeros(2, 12)
     family[0, :3] = torch.tensor([0.8, 0.1, 0.1])         # class 0: the rest on classes 1 and 2
     family[1, 3:6] = torch.tensor([0.1, 0.8, 0.1])         # class 4: the rest on classes 3 and 5
-    assert synthetic.similarity_shares(family, labels, groups)[0] == pytest.approx(1.0)
-    parts = [synthetic.class_part(c) for c in range(12)]
-    assert synthetic.similarity_shares(family, labels, parts)[0] == pytest.approx(0.0)
+    assert metrics.similarity_shares(family, labels, groups)[0] == pytest.approx(1.0)
+    parts = [c % len(synthetic.PARTS) for c in range(12)]  # the class's part
+    assert metrics.similarity_shares(family, labels, parts)[0] == pytest.approx(0.0)
 
 
 def test_the_course_uses_design_v2_everywhere():
     # notebooks, command line and concept images must all see the data the teacher was trained on
-    from kdlab import broden, recipes
+    from kdlab import recipes
+    from kdlab.scale import broden
 
     train, test = recipes.course_data("synthetic", 64, 32)
     assert train.meta["design"] == test.meta["design"] == recipes.COURSE_DESIGN == "v2"

@@ -1,143 +1,16 @@
-"""B-cos networks (Böhle et al.): classifiers that explain themselves as dynamic-linear maps.
+"""Deprecated: the B-cos networks moved to kdlab.bcos, and kdlab.bcos.register_models()
+registers them. Older copies of notebook 05 import this module for its side effect of
+registering them, so importing it still does, with a DeprecationWarning; its names are
+forwarded to kdlab.bcos."""
 
-Taught in notebook 05 (the B-cos variant of e²KD).
+import warnings
 
-A B-cos layer replaces the affine map w·x + ReLU by |cos(x, ŵ)|^(B-1) · (ŵ·x), so the whole
-network is dynamic linear, logit = W(x)ᵀx, and W(x) (computed with the dynamic scalings
-detached: `explanation_mode`) is a faithful explanation (kdlab.explain, method="bcos").
-Input images are encoded as 6 channels [r, g, b, 1-r, 1-g, 1-b] (the bcos package's
-`AddInverse`), so that dark and bright pixels both carry a norm. Every kdlab model takes [0, 1] images: `BcosClassifier` applies the
-encoding itself and keeps it separate (`encode`, `net`) so explanations can take the
-gradient with respect to the encoded input.
+from .. import bcos
+from ..runtime.moved import moved_names
 
-Registered with kdlab.models.get_model (importing this module registers them):
-- "bcos_resnet8", "bcos_resnet8_w8", "bcos_resnet14": small B-cos ResNets for 32×32 images,
-  the bcos package's own `BcosResNet` (BcosConv2d layers, uncentered batch norm without
-  bias, B = 2) with three stages layer1..layer3 like kdlab's CIFAR ResNets;
-- "bcos_resnet18", "bcos_resnet34", "bcos_resnet50", "bcos_densenet121", "bcos_densenet169":
-  the bcos package's ImageNet networks; pretrained=True downloads the authors' ImageNet
-  weights (resnet18 68.7 %, resnet34 72.3 %, densenet169 75.2 % top-1) through the
-  package's torch.hub entry points, which needs internet once.
-B-cos networks train with Adam (the package uses lr 1e-3; the small nets here learn faster
-with 3e-3 on the default data: TrainConfig(optimizer="adam", lr=3e-3, weight_decay=0)).
-`bcos` is imported inside the builders, so importing kdlab stays light.
-"""
+warnings.warn("kdlab.experiments.bcos_models moved to kdlab.bcos; call kdlab.bcos.register_models() "
+              "instead of importing it", DeprecationWarning, stacklevel=2)
+bcos.register_models()
 
-from __future__ import annotations
-
-import math
-
-import torch
-from torch import nn
-
-from ..models import register_model
-
-
-class BcosClassifier(nn.Module):
-    """A B-cos network behind the 6-channel input encoding; takes [0, 1] images."""
-
-    is_bcos = True
-
-    def __init__(self, net: nn.Module, in_channels: int = 3):
-        super().__init__()
-        from bcos.data.transforms import AddInverse
-
-        self.in_channels = in_channels
-        self.encode = AddInverse(dim=1)   # [x, 1 - x]
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.encode(x))
-
-    def explanation_mode(self):
-        """Context manager: dynamic scalings detached, so input gradients are W(x)."""
-        from bcos.common import explanation_mode
-
-        return explanation_mode(self)
-
-    def __getattr__(self, name):
-        # layer1..layer4, fc, ... of the wrapped network, so GradCAM's layer names work as
-        # for any ResNet (kdlab.explain looks for "net.layer3" as well).
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            net = super().__getattr__("net")
-            return getattr(net, name)
-
-
-def small_bcos_resnet(num_classes: int, in_channels: int = 3, depth: int = 8, width: int = 16,
-                      logit_temperature: float | None = 0.1) -> BcosClassifier:
-    """A CIFAR-style B-cos ResNet (depth 6n+2, stages of width w, 2w, 4w) for small images.
-
-    logit_temperature: the logits are divided by it (the bcos package's LogitLayer). A B-cos
-    network's outputs are small (each layer can only scale its input down by the cosine),
-    so with cross-entropy and a short CPU budget the undivided network learns very slowly;
-    dividing by 0.1 fixed that in our runs. It rescales W(x) uniformly, so explanations and
-    their cosine similarities are unchanged.
-    """
-    from functools import partial
-
-    from bcos.models.resnet import BasicBlock, BcosResNet
-    from bcos.modules import BcosConv2d, norms
-
-    if (depth - 2) % 6:
-        raise ValueError(f"depth must be 6n+2 (8, 14, 20, ...), got {depth}")
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
-    blocks = (depth - 2) // 6
-    net = BcosResNet(
-        BasicBlock, [blocks] * 3, num_classes=num_classes, in_chans=2 * in_channels,
-        inplanes=width, small_inputs=True,
-        norm_layer=norms.NoBias(norms.BatchNormUncentered2d),  # the package's ImageNet default
-        conv_layer=partial(BcosConv2d, b=2),
-        logit_bias=-math.log(num_classes - 1), logit_temperature=logit_temperature)
-    return BcosClassifier(net, in_channels)
-
-
-for _name, (_depth, _width) in {"bcos_resnet8": (8, 16), "bcos_resnet8_w8": (8, 8),
-                                "bcos_resnet14": (14, 16)}.items():
-    register_model(_name)(
-        lambda num_classes, in_channels=3, _d=_depth, _w=_width:
-            small_bcos_resnet(num_classes, in_channels, _d, _w))
-
-
-IMAGENET_ENTRY_POINTS = {"bcos_resnet18": "resnet18", "bcos_resnet34": "resnet34",
-                         "bcos_resnet50": "resnet50", "bcos_densenet121": "densenet121",
-                         "bcos_densenet169": "densenet169"}
-
-
-def bcos_imagenet_model(name: str, num_classes: int = 1000, in_channels: int = 3,
-                        pretrained: bool = False) -> BcosClassifier:
-    """One of the bcos package's ImageNet networks (e.g. "bcos_resnet34"), in a BcosClassifier.
-
-    pretrained=True downloads the authors' ImageNet weights once into the torch hub cache
-    (~/.cache/torch/hub/checkpoints); offline this fails with a message saying so.
-    With pretrained=False and num_classes != 1000 the classifier is sized to num_classes.
-    """
-    from bcos.models import pretrained as hub
-
-    if name not in IMAGENET_ENTRY_POINTS:
-        raise ValueError(f"unknown B-cos ImageNet model {name!r}; choose one of {sorted(IMAGENET_ENTRY_POINTS)}")
-    if in_channels != 3:
-        raise ValueError(f"the B-cos ImageNet models take RGB images (3 channels), got {in_channels}")
-    if pretrained and num_classes != 1000:
-        raise ValueError("the pretrained B-cos ImageNet weights have 1000 classes; "
-                         "build with num_classes=1000 and replace the classifier if needed")
-    entry = getattr(hub, IMAGENET_ENTRY_POINTS[name])
-    kwargs = {} if num_classes == 1000 else {"num_classes": num_classes,
-                                               "logit_bias": -math.log(num_classes - 1)}
-    try:
-        net = entry(pretrained=pretrained, progress=False, **kwargs)
-    except OSError as err:  # URLError and socket errors are OSErrors
-        raise RuntimeError(
-            f"could not download the pretrained B-cos weights for {name} ({err}). They come from "
-            f"{hub.BASE} through the bcos package's torch.hub entry points and need internet once; "
-            "on an offline machine copy ~/.cache/torch/hub/checkpoints from a machine that "
-            "has them.") from err
-    return BcosClassifier(net, 3)
-
-
-for _name in IMAGENET_ENTRY_POINTS:
-    register_model(_name)(
-        lambda num_classes, in_channels=3, pretrained=False, _n=_name:
-            bcos_imagenet_model(_n, num_classes, in_channels, pretrained))
+__getattr__ = moved_names(__name__, {name: "kdlab.bcos" for name in (
+    "BcosClassifier", "small_bcos_resnet", "bcos_imagenet_model", "IMAGENET_ENTRY_POINTS")})

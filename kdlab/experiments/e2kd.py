@@ -9,10 +9,15 @@ lr 1e-3 with a cosine schedule after 5 warm-up epochs, T ∈ {1, 5}, λ ∈ {0, 
 label-free (α = 1) as in the reference code. The same comparisons on ImageNet folders,
 Waterbirds and VOC live in kdlab.scale.realdata.
 
-Students are trained through kdlab.recipes and kdlab.train.load_or_train, so every
-configuration is trained once and then loaded from the cache. KD and e²KD students of one
-comparison differ only in λ (KD is e²KD with λ = 0, the same objective code): same data,
-same steps, same stored or online teacher outputs, same initial weights.
+A comparison's students are described by a kdlab.recipes.Recipe of kind e2kd (what: architecture,
+T, α, λ, explanation method and layer), a TrainConfig (how: optimiser, batch size, learning
+rate), a number of optimizer steps (the same whatever the number of images:
+kdlab.recipes.fixed_steps) and whether they learn from the teacher's stored outputs
+(`frozen`, kdlab.experiments.frozen) or from the teacher run at every step. They are trained
+through kdlab.recipes.train_students, so every configuration is trained once and then loaded
+from the cache. KD and e²KD students of one comparison differ only in λ (`pair_recipes`: KD is e²KD
+with λ = 0, the same objective code): same data, same steps, same stored or online teacher
+outputs, same initial weights.
 
 What makes a comparison fair here: students trained until their training accuracy has
 plateaued (`plateau` measures it; notebook 05 plots the curves), so that it measures where
@@ -23,82 +28,69 @@ the test set (`choose_temperature`); and every claim decided from paired per-see
 
 from __future__ import annotations
 
-import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
-from functools import partial
+from functools import partial, wraps
+from inspect import Parameter, signature
 
 import torch
 from torch import nn
 
+from .. import bcos, recipes
 from ..data import ImageSet, few_shot_indices
 from ..explain import explain
 from ..explain_metrics import epg_summary, map_similarity, nanmean, thresholded_iou
-from ..losses import ExplanationDistillation
 from ..metrics import accuracy, agreement, predict
-from ..parallel import run_all
-from ..progress import summary
-from ..recipes import COURSE_DESIGN, Recipe, student_name
+from ..runtime.moved import moved_names
+from ..runtime.parallel import run_all
+from ..runtime.progress import summary
+from ..recipes import COURSE, Recipe, train_config
 from ..train import TrainConfig, TrainedModel
-from .frozen import freeze_teacher
+from .frozen import FrozenTeacher, freeze_teacher
 
 KINDS = ("kd", "e2kd")
 
-
-@dataclass
-class StudentRecipe:
-    """How the students of one comparison are trained (all of it goes into the cache key)."""
-
-    arch: str = "resnet8_w8"
-    steps: int = 300              # optimizer steps, whatever the number of images
-    batch_size: int = 64
-    lr: float = 0.05
-    optimizer: str = "sgd"        # sgd (weight decay 5e-4) | adam (no weight decay)
-    warmup_epochs: int = 0        # linear warm-up (the paper: 5 epochs)
-    temperature: float = 4.0
-    alpha: float = 1.0            # weight of the KL term; 1 = label-free, as in the paper
-    lam: float = 1.0              # λ of e²KD
-    method: str = "gradcam"
-    layer: str | None = None
-    frozen: bool = True           # stored teacher outputs (kdlab.experiments.frozen) instead of online
-
-    def config(self, n_images: int, seed: int) -> TrainConfig:
-        batch = min(self.batch_size, n_images)
-        per_epoch = max(1, n_images // batch)
-        return TrainConfig(epochs=max(1, math.ceil(self.steps / per_epoch)), batch_size=batch, lr=self.lr,
-                           optimizer=self.optimizer, weight_decay=5e-4 if self.optimizer == "sgd" else 0.0,
-                           warmup_epochs=self.warmup_epochs, seed=seed)
-
-    def student(self, kind: str) -> Recipe:
-        """The kdlab.recipes.Recipe of a KD or e²KD student: kind e2kd, with λ = 0 for KD."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown student kind {kind!r}; choose one of {KINDS}")
-        return Recipe("student", "e2kd", self.arch, self.temperature, self.alpha,
-                      lam=self.lam if kind == "e2kd" else 0.0, explain_method=self.method, layer=self.layer)
-
-    def objective(self, kind: str) -> ExplanationDistillation:
-        return self.student(kind).objective()
+__getattr__ = moved_names(__name__, {"shortcut_data": "kdlab.experiments.e2kd:synthetic_shortcut_data"})
 
 
-def train_students(data: ImageSet, teacher: TrainedModel | nn.Module, recipe: StudentRecipe, seed: int = 0,
-                   name: str = "e2kd", kinds=KINDS, device="auto", progress: bool = False) -> dict:
-    """A KD and an e²KD student (by default) distilled from `teacher` on `data`.
+def pair_recipes(recipe: Recipe, kinds=KINDS) -> dict[str, Recipe]:
+    """The students of one comparison, {kind: Recipe}: `recipe` (kind e2kd) itself as the
+    e²KD student and, with λ = 0, as the KD student, so that the two differ only in λ."""
+    if recipe.kind != "e2kd":
+        raise ValueError(f"a comparison's recipe is of kind e2kd (its KD student has λ = 0), got {recipe.kind!r}")
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown student kind {unknown[0]!r}; choose one of {KINDS}")
+    return {kind: recipe if kind == "e2kd" else replace(recipe, lam=0.0) for kind in kinds}
 
-    Returns {kind: TrainedModel} plus "frozen_seconds": the time spent computing the stored
-    teacher outputs (0 when they came from the cache or recipe.frozen is False).
+
+def freeze(teacher: TrainedModel | nn.Module, data: ImageSet, recipe: Recipe, device="auto") -> FrozenTeacher:
+    """The teacher's logits and `recipe`'s explanations for `data`, computed once and cached
+    (kdlab.experiments.frozen; its `seconds` say how long computing them took)."""
+    return freeze_teacher(teacher, data, recipe.explain_method, recipe.layer, device=device)
+
+
+def train_pair(data: ImageSet, teacher: TrainedModel | nn.Module, recipe: Recipe, seeds=(0,), name: str = "e2kd",
+               kinds=KINDS, device="auto", progress: bool = False, *, cfg: TrainConfig, steps: int,
+               frozen: bool | FrozenTeacher = True) -> dict[tuple[str, int], TrainedModel]:
+    """A KD and an e²KD student (by default) per seed, distilled from `teacher` on `data` for
+    `steps` optimizer steps with `cfg`: kdlab.recipes.train_students' {(kind, seed): TrainedModel}.
+
+    frozen: True: both learn from the teacher's outputs stored once for `data` (`freeze`);
+    a FrozenTeacher: those outputs, frozen already; False: the teacher runs at every step.
+    The students are named `<name>-<method>-<kind>-n<images>-seed<seed>`.
     """
-    extras, extras_key, frozen_seconds = None, "", 0.0
-    if recipe.frozen:
-        frozen = freeze_teacher(teacher, data, recipe.method, recipe.layer, device=device)
-        extras, extras_key = frozen.extras, frozen.key
-        frozen_seconds = 0.0 if frozen.loaded else frozen.seconds
-    cfg = recipe.config(len(data), seed)
-    out = {"frozen_seconds": frozen_seconds}
-    for kind in kinds:
-        out[kind] = recipe.student(kind).train(
-            data, cfg, teacher, name=student_name(kind, seed, f"{name}-{recipe.method}", len(data)),
-            extras=extras, extras_key=extras_key, device=device, progress=progress)
-    return out
+    bcos.register_models()  # a B-cos comparison (notebook 05), in this process or a worker
+    if frozen is True:
+        frozen = freeze(teacher, data, recipe, device)
+    stored = {"extras": frozen.extras, "extras_key": frozen.key} if frozen else {}
+    # one after another (workers=1): train_pair runs inside the parallel jobs of
+    # fewshot_comparison, choose_temperature and notebooks 05 and 06
+    return recipes.train_students(dict.fromkeys(kinds, teacher), seeds, data, n_images=None,
+                                  recipes=pair_recipes(recipe, kinds), cfg=cfg, steps=steps,
+                                  name=f"{name}-{recipe.explain_method}", device=device, workers=1,
+                                  progress=progress, **stored)
 
 
 def teacher_view(teacher: nn.Module, test: ImageSet, method: str = "gradcam", layer: str | None = None) -> dict:
@@ -141,34 +133,39 @@ def few_shot_data(train: ImageSet, shots: int, seed: int) -> ImageSet:
     return train.subset(few_shot_indices(train.labels, shots, seed=seed))
 
 
-def fewshot_comparison(train, test, teacher, shots, seeds, recipe: StudentRecipe,
+def fewshot_comparison(train, test, teacher, shots, seeds, recipe: Recipe,
                        name: str = "e2kd-fewshot", device="auto", progress: bool = True,
-                       evaluate=None, histories: dict | None = None) -> list[dict]:
+                       evaluate=None, histories: dict | None = None, *, cfg: TrainConfig, steps: int,
+                       frozen: bool = True) -> list[dict]:
     """KD vs e²KD students for every (shots per class, seed): one row per student (notebook 05).
 
+    recipe, cfg, steps, frozen: the students (`train_pair`).
     train: an ImageSet, or a callable (shots, seed) -> few-shot training data.
     teacher: a TrainedModel or a model (e.g. a pretrained ImageNet network).
     evaluate: model -> row of metrics; default `report` on the ImageSet `test` against the
         teacher's view (kdlab.scale.realdata.imagenet_fewshot passes ImageNet's evaluation).
     histories: a dict to fill with the students' training histories,
-        {shots: {"KD": [history per seed], "e²KD": [...]}} (kdlab.plots.plot_learning_curves).
+        {shots: {"KD": [history per seed], "e²KD": [...]}} (kdlab.figures.plots.plot_learning_curves).
     Each row also holds `plateau`'s numbers: has the student stopped learning?
     """
     if evaluate is None:
-        view = teacher_view(getattr(teacher, "model", teacher), test, recipe.method, recipe.layer)
-        evaluate = lambda model: report(model, test, view, recipe.method, recipe.layer)  # noqa: E731
+        method, layer = recipe.explain_method, recipe.layer
+        view = teacher_view(getattr(teacher, "model", teacher), test, method, layer)
+        evaluate = lambda model: report(model, test, view, method, layer)  # noqa: E731
     rows = []
     runs = [(s, seed) for s in shots for seed in seeds]
     n_students = len(runs) * len(KINDS)
     with summary(f"{n_students} few-shot students", total=n_students, enabled=progress):
-        jobs = {(n_shots, seed): partial(_few_shot_students, train, n_shots, seed, teacher, recipe, name, device)
+        students_of = partial(train_pair, teacher=teacher, recipe=recipe, name=name, device=device, cfg=cfg,
+                              steps=steps, frozen=frozen)
+        jobs = {(n_shots, seed): partial(_few_shot_students, train, n_shots, seed, students_of)
                 for n_shots, seed in runs}
-        # several runs at once on a many-core CPU (kdlab.parallel); data streamed from disk
+        # several runs at once on a many-core CPU (kdlab.runtime.parallel); data streamed from disk
         # (ImageNet folders) brings its own loader workers, so those runs go one after another
         pairs = run_all(jobs, device, workers=1 if callable(train) else None)
         for (n_shots, seed), students in pairs.items():
             for kind in KINDS:
-                trained = students[kind]
+                trained = students[kind, seed]
                 label = "e²KD" if kind == "e2kd" else "KD"
                 row = {"shots": n_shots, "seed": seed, "student": label}
                 row.update(evaluate(trained.model))
@@ -180,10 +177,10 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: StudentRecipe
     return rows
 
 
-def _few_shot_students(train, n_shots: int, seed: int, teacher, recipe: StudentRecipe, name: str, device):
+def _few_shot_students(train, n_shots: int, seed: int, students_of) -> dict:
     """One run of `fewshot_comparison`: its few-shot data, then its KD and e²KD students."""
     data = train(n_shots, seed) if callable(train) else few_shot_data(train, n_shots, seed)
-    return train_students(data, teacher, recipe, seed, name, device=device)
+    return students_of(data, seeds=[seed])
 
 
 def plateau(history: list[dict]) -> dict:
@@ -209,22 +206,26 @@ def heldout_data(train: ImageSet, shots: int, seed: int, n: int) -> ImageSet:
 
 
 def choose_temperature(train: ImageSet, teacher, shots: int, seed: int, temperatures,
-                       recipe: StudentRecipe, n_heldout: int = 1000, name: str = "e2kd-fewshot",
-                       device="auto") -> tuple[float, list[dict]]:
+                       recipe: Recipe, n_heldout: int = 1000, name: str = "e2kd-fewshot",
+                       device="auto", *, cfg: TrainConfig, steps: int,
+                       frozen: bool = True) -> tuple[float, list[dict]]:
     """KD's temperature, chosen on held-out training images (notebook 05).
 
     One KD student per temperature, trained on the `shots` images of `seed` exactly as the
-    comparison trains it (same name, so the comparison loads the chosen one from the cache),
+    comparison trains it (`train_pair` with the same recipe, cfg, steps, frozen and name,
+    so the comparison loads the chosen one from the cache),
     scored by its accuracy on `heldout_data`. Returns the most accurate temperature (the first
     of the list on a tie) and one row per temperature.
     """
     data = few_shot_data(train, shots, seed)
     heldout = heldout_data(train, shots, seed, n_heldout)
     with summary(f"{len(temperatures)} KD students, one per temperature", total=len(temperatures)):
-        trained = run_all({t: partial(train_students, data, teacher, replace(recipe, temperature=t), seed,
-                                      name, kinds=("kd",), device=device) for t in temperatures}, device)
-    rows = [{"temperature": t, "heldout_accuracy": accuracy(predict(kd["kd"].model, heldout), heldout.labels),
-             **plateau(kd["kd"].history)} for t, kd in trained.items()]
+        trained = run_all({t: partial(train_pair, data, teacher, replace(recipe, temperature=t), [seed], name,
+                                      kinds=("kd",), device=device, cfg=cfg, steps=steps, frozen=frozen)
+                           for t in temperatures}, device)
+    kd = {t: students["kd", seed] for t, students in trained.items()}
+    rows = [{"temperature": t, "heldout_accuracy": accuracy(predict(student.model, heldout), heldout.labels),
+             **plateau(student.history)} for t, student in kd.items()]
     best = max(rows, key=lambda row: row["heldout_accuracy"])  # max keeps the first on a tie
     return best["temperature"], rows
 
@@ -256,34 +257,35 @@ def verdict_table(results, claims, kind_column: str = "student", by: str | None 
 
 def train_bcos_teacher(train: ImageSet, arch: str = "bcos_resnet8", epochs: int = 4, lr: float = 3e-3,
                        batch_size: int = 128, seed: int = 0, device="auto") -> TrainedModel:
-    """A B-cos teacher for the default data, trained with Adam (kdlab.experiments.bcos_models)."""
-    from . import bcos_models  # noqa: F401  (registers the B-cos architectures)
-
-    cfg = TrainConfig(epochs=epochs, lr=lr, optimizer="adam", weight_decay=0.0, batch_size=batch_size, seed=seed)
+    """A B-cos teacher for the default data, trained with Adam (kdlab.bcos; notebook 05)."""
+    bcos.register_models()
+    cfg = train_config("adam", epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     return Recipe("teacher", arch=arch).train(train, cfg, name=f"bcos-teacher-{arch}", device=device)
 
 
-def step_cost(recipe: StudentRecipe, data: ImageSet, teacher: nn.Module, steps: int = 3,
-              rounds: int = 3, device="cpu") -> dict:
+def step_cost(recipe: Recipe, data: ImageSet, teacher: nn.Module, steps: int = 3,
+              rounds: int = 3, device="cpu", *, cfg: TrainConfig) -> dict:
     """Seconds per training step of KD online, e²KD online and e²KD frozen, measured side by
-    side (interleaved) on one batch; only their ratios mean anything (notebook 05)."""
+    side (interleaved) on one batch of cfg's size, `steps` steps per round; only their
+    ratios mean anything (notebook 05)."""
     from ..data import Batch
     from ..explain import explanation_pass
 
-    batch_size = min(recipe.batch_size, len(data))
+    students = pair_recipes(recipe)
+    batch_size = min(cfg.batch_size, len(data))
     x = data.float_images(torch.arange(batch_size), device)
     y = data.labels[:batch_size].to(device)
     teacher = teacher.to(device).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    t_logits, t_maps = explanation_pass(teacher, x, None, recipe.method, recipe.layer, size=x.shape[-2:])
-    student = recipe.student("kd").build(data).to(device)
+    t_logits, t_maps = explanation_pass(teacher, x, None, recipe.explain_method, recipe.layer, size=x.shape[-2:])
+    student = students["kd"].build(data).to(device)
     opt = torch.optim.SGD(student.parameters(), lr=1e-4)
     plain = Batch(x, y, torch.arange(batch_size))
     stored = Batch(x, y, torch.arange(batch_size), {"teacher_logits": t_logits, "teacher_maps": t_maps})
-    cases = {"KD online": (recipe.objective("kd"), teacher, plain),
-             "e²KD online": (recipe.objective("e2kd"), teacher, plain),
-             "e²KD frozen": (recipe.objective("e2kd"), None, stored)}
+    cases = {"KD online": (students["kd"].objective(), teacher, plain),
+             "e²KD online": (students["e2kd"].objective(), teacher, plain),
+             "e²KD frozen": (students["e2kd"].objective(), None, stored)}
     times = {k: [] for k in cases}
     for _ in range(rounds + 1):  # the first round warms up and is dropped
         for name, (objective, t, batch) in cases.items():
@@ -297,23 +299,23 @@ def step_cost(recipe: StudentRecipe, data: ImageSet, teacher: nn.Module, steps: 
     return {k: sorted(v[1:])[len(v[1:]) // 2] for k, v in times.items()}
 
 
-def shortcut_data(correlation: float = 0.95, n_student: int = 1200, n_test: int = 1000,
-                  seed: int = 0) -> dict:
-    """The synthetic data of the shortcut experiment (notebook 06), in-distribution and flipped.
+def synthetic_shortcut_data(correlation: float = 0.95, n_student: int = 1200, n_test: int = 1000,
+                            seed: int = 0) -> dict:
+    """The synthetic data of the shortcut experiment (notebook 06), in-distribution and flipped
+    (kdlab.scale.realdata.shortcut_data("synthetic", ...) serves it with Waterbirds and VOC).
 
-    The images are in the course's design (kdlab.synthetic.COURSE_DESIGN, v2), the design the
+    The images are in the course's design (kdlab.recipes.COURSE.design, v2), the design the
     course teacher learnt: class c has two designated scenes, c and c + 12, so each scene
     hints at exactly one class (kdlab.synthetic.designated_scenes). Students train on images
     that show one of their class's designated scenes with probability `correlation`; test_in
     has the same correlation, test_ood never shows one (kdlab.synthetic's flip_background).
     teacher_train is None: the course teacher is the teacher; its own training images carry
-    only v2's weak default hint (25-27 % designated scenes against 8 % by chance). Waterbirds
-    and VOC: kdlab.scale.realdata.shortcut_data.
+    only v2's weak default hint (25-27 % designated scenes against 8 % by chance).
     """
     from ..synthetic import make_concept_dataset
 
     def images(n, stream, **scenes):
-        return make_concept_dataset(n, seed=stream, design=COURSE_DESIGN, **scenes)
+        return make_concept_dataset(n, seed=stream, design=COURSE.design, **scenes)
 
     # streams far from the course data's (0, 1): new images, never the teacher's own
     return {"teacher_train": None,
@@ -383,3 +385,76 @@ def ood_table(results, baseline: str, models, test_in: str = "in distribution",
                         "drop_verdict": drop.verdict})
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
+
+
+# --- older notebooks (deprecated) -----------------------------------------------------------------
+# Copies of notebooks 05 and 06 from before kdlab.recipes took over the students' recipe pass a
+# StudentRecipe and call train_students; both keep working, with a DeprecationWarning.
+
+@dataclass
+class StudentRecipe:
+    """Deprecated: a kdlab.recipes.Recipe of kind e2kd (what), a TrainConfig (how), steps and
+    frozen, passed separately (`split` gives them)."""
+
+    arch: str = "resnet8_w8"
+    steps: int = 300              # optimizer steps, whatever the number of images
+    batch_size: int = 64
+    lr: float = 0.05
+    optimizer: str = "sgd"        # sgd (weight decay 5e-4) | adam (no weight decay)
+    warmup_epochs: int = 0        # linear warm-up (the paper: 5 epochs)
+    temperature: float = 4.0
+    alpha: float = 1.0            # weight of the KL term; 1 = label-free, as in the paper
+    lam: float = 1.0              # λ of e²KD
+    method: str = "gradcam"
+    layer: str | None = None
+    frozen: bool = True           # stored teacher outputs (kdlab.experiments.frozen) instead of online
+
+    def __post_init__(self):
+        warnings.warn("kdlab.experiments.e2kd.StudentRecipe is deprecated: pass a kdlab.recipes.Recipe of kind "
+                      "e2kd and cfg=, steps=, frozen= instead", DeprecationWarning, stacklevel=3)
+
+    def split(self) -> tuple[Recipe, TrainConfig, int, bool]:
+        """(recipe, cfg, steps, frozen) as the functions above take them."""
+        recipe = Recipe("student", "e2kd", self.arch, self.temperature, self.alpha, lam=self.lam,
+                        explain_method=self.method, layer=self.layer)
+        cfg = train_config(self.optimizer, batch_size=self.batch_size, lr=self.lr, warmup_epochs=self.warmup_epochs)
+        return recipe, cfg, self.steps, self.frozen
+
+
+def accepts_student_recipe(function):
+    """`function` that also takes a deprecated StudentRecipe as its recipe: the recipe goes in
+    its place, and cfg, steps and frozen to the keyword-only arguments `function` has."""
+    wanted = [name for name, p in signature(function).parameters.items() if p.kind is Parameter.KEYWORD_ONLY]
+
+    def split(old: StudentRecipe, kwargs: dict) -> Recipe:
+        recipe, *how = old.split()
+        kwargs.update({k: v for k, v in zip(("cfg", "steps", "frozen"), how) if k in wanted})
+        return recipe
+
+    @wraps(function)
+    def wrapper(*args, **kwargs):
+        args = [split(a, kwargs) if isinstance(a, StudentRecipe) else a for a in args]
+        if isinstance(kwargs.get("recipe"), StudentRecipe):
+            kwargs["recipe"] = split(kwargs["recipe"], kwargs)
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+fewshot_comparison = accepts_student_recipe(fewshot_comparison)
+choose_temperature = accepts_student_recipe(choose_temperature)
+step_cost = accepts_student_recipe(step_cost)
+
+
+def train_students(data: ImageSet, teacher: TrainedModel | nn.Module, recipe: StudentRecipe, seed: int = 0,
+                   name: str = "e2kd", kinds=KINDS, device="auto", progress: bool = False) -> dict:
+    """Deprecated: `train_pair`. Returns the old {kind: TrainedModel} plus "frozen_seconds", the
+    time spent computing the stored teacher outputs (0 when loaded from the cache or online)."""
+    warnings.warn("kdlab.experiments.e2kd.train_students is deprecated: use train_pair, which returns "
+                  "{(kind, seed): TrainedModel}", DeprecationWarning, stacklevel=2)
+    what, cfg, steps, frozen = recipe.split()
+    outputs = freeze(teacher, data, what, device) if frozen else False
+    students = train_pair(data, teacher, what, [seed], name, kinds, device, progress, cfg=cfg, steps=steps,
+                          frozen=outputs)
+    seconds = outputs.seconds if outputs and not outputs.loaded else 0.0
+    return {"frozen_seconds": seconds, **{kind: students[kind, seed] for kind in kinds}}

@@ -32,9 +32,9 @@ from torch import nn
 
 from ..data import ImageSet
 from ..explain import METHODS, default_layer, explanation_pass
-from ..files import CACHE_DIR
+from ..runtime.files import CACHE_DIR
 from ..inference import batches, evaluation
-from ..progress import bar as progress_bar, report
+from ..runtime.progress import bar as progress_bar, report
 from ..train import CheckpointError, TrainedModel, config_key, pick_device, read_checkpoint, save_atomic, weights_key
 
 FORMAT = "frozen-explanations-v1"

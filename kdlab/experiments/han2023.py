@@ -1,35 +1,26 @@
 """The Han et al. (ICML 2023) experiment: which students have more concept detectors?
 
-Taught in notebook 04. Scratch, KD, LS and KD-from-LS-teacher students come from kdlab.recipes (the
-same configurations, hence the same cached models, as notebook 02); the full run dissects
-ImageNet ResNet-18s from checkpoints the user supplies (params/imagenet_dissect.yaml), layer4
-on Broden, where Han et al. count a unit as a detector when its best IoU exceeds 0.05. Their
+Taught in notebook 04. Scratch, KD, LS and KD-from-LS-teacher students come from kdlab.recipes
+(the same configurations, hence the same cached models, as notebook 02); the full run dissects
+ImageNet ResNet-18s from checkpoints the user supplies (params/imagenet_dissect.yaml;
+kdlab.scale.pretrained.imagenet_models loads them), layer4 on Broden, where Han et al. count a unit as a detector when its best IoU exceeds 0.05. Their
 published numbers are kdlab.papers.table("han2023"); they come from NetDissect-Lite, whose
 union rule is kdlab.dissect's union="lite", so the tables here give both rules. The concept
-data comes from kdlab.broden.concept_data.
+data comes from kdlab.scale.broden.concept_data.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..data import ImageSet
-from ..dissect import Dissection, dissect_quantiles, load_model
+from ..dissect import Dissection, dissect_quantiles
 from ..explain import explain
 from ..explain_metrics import ground_truth_scores
-from ..progress import report, summary
+from ..runtime.moved import moved_names
+from ..runtime.progress import report, summary
 
 KINDS = ("scratch", "kd", "ls", "kd_from_ls")  # kd_from_ls: KD from a teacher trained with LS
 
-
-def imagenet_models(arch: str, checkpoints: dict[str, list[str]]) -> dict[str, list]:
-    """{kind: [(label, model), ...]} from checkpoint paths ("torchvision" = pretrained weights;
-    relative paths are relative to the project folder)."""
-    unknown = set(checkpoints) - set(KINDS)
-    if unknown:
-        raise ValueError(f"unknown kinds {sorted(unknown)} in the checkpoints; use {KINDS}")
-    return {kind: [(Path(p).stem, load_model(arch, p, num_classes=1000)) for p in paths]
-            for kind, paths in checkpoints.items() if paths}
+__getattr__ = moved_names(__name__, {"imagenet_models": "kdlab.scale.pretrained"})
 
 
 def dissect_models(models: dict[str, list], layer: str, data, quantile: float = 0.005,

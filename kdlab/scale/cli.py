@@ -22,7 +22,6 @@ lists every option with its default.
 from __future__ import annotations
 
 import argparse
-import difflib
 import glob
 import inspect
 import math
@@ -34,6 +33,7 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
+from ..runtime.notebook import did_you_mean
 from ..recipes import Recipe
 from ..train import TrainConfig
 
@@ -92,9 +92,9 @@ def option_table() -> dict[str, tuple]:
     return table
 
 
-def _closest(name: str, valid) -> str | None:
-    close = difflib.get_close_matches(name, list(valid), n=1)
-    return close[0] if close else None
+def _flag(name: str) -> str:
+    """An option as typed on the command line: batch_size -> --batch-size."""
+    return f"--{name.replace('_', '-')}"
 
 
 KIND_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
@@ -144,9 +144,8 @@ def read_config(path: str | Path, table: dict) -> dict:
     values = {str(k).replace("-", "_"): v for k, v in raw.items()}
     for name in values:
         if name not in table:
-            close = _closest(name, table)
-            raise CLIError(f"{path}: unknown option {name!r}" + (f" (did you mean {close!r}?)" if close else "")
-                           + "; `python -m kdlab.scale.cli --help` lists the options")
+            raise CLIError(f"{path}: unknown option {name!r}{did_you_mean(name, table)}; "
+                           "`python -m kdlab.scale.cli --help` lists the options")
     return values
 
 
@@ -158,7 +157,7 @@ def build_parser(table: dict) -> argparse.ArgumentParser:
     parser.add_argument("--config", "--params", dest="config", metavar="YAML", help="options file")
     for name, (default, kind, _, help_text) in table.items():
         # --batch-size in the help; --batch_size (the YAML spelling) accepted as well
-        flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
+        flags = [_flag(name)] + ([f"--{name}"] if "_" in name else [])
         text = help_text if "default" in help_text else f"{help_text} (default: {default})"
         for flag, shown in zip(flags, (text, argparse.SUPPRESS)):
             if kind is bool:
@@ -176,16 +175,16 @@ def parse_options(argv: list[str]) -> tuple[Recipe, TrainConfig, Options]:
     if argv and not argv[0].startswith("-"):
         command = argv.pop(0)
         if command != "train":
-            hint = " (did you mean 'train'?)" if _closest(command, ["train"]) else ""
-            raise CLIError(f"unknown command {command!r}{hint}; the only command is `train` (it may be left out)")
+            raise CLIError(f"unknown command {command!r}{did_you_mean(command, ['train'])}; "
+                           "the only command is `train` (it may be left out)")
     given, unknown = build_parser(table).parse_known_args(argv)
     if unknown:
         bad = next((u for u in unknown if u.startswith("-")), unknown[0])
         if not bad.startswith("-"):
             raise CLIError(f"unexpected argument {bad!r} (options are --name value)")
-        close = _closest(bad.split("=")[0].lstrip("-").replace("-", "_"), list(table) + ["config"])
-        hint = f" (did you mean --{close.replace('_', '-')}?)" if close else ""
-        raise CLIError(f"unknown option {bad.split('=')[0]!r}{hint}; "
+        typed = bad.split("=")[0]
+        hint = did_you_mean(typed.lstrip("-").replace("-", "_"), list(table) + ["config"], spell=_flag)
+        raise CLIError(f"unknown option {typed!r}{hint}; "
                        "`python -m kdlab.scale.cli --help` lists the options")
     given = vars(given)
     values = read_config(given.pop("config"), table) if "config" in given else {}
@@ -203,9 +202,8 @@ def parse_options(argv: list[str]) -> tuple[Recipe, TrainConfig, Options]:
 def check(recipe: Recipe, o: Options) -> None:
     """Values that are each fine but do not make a run together."""
     if o.dataset not in DATASETS:
-        close = _closest(o.dataset, DATASETS)
-        raise CLIError(f"dataset must be one of {DATASETS}, got {o.dataset!r}"
-                       + (f" (did you mean {close!r}?)" if close else ""))
+        raise CLIError(f"dataset must be one of {DATASETS}, "
+                       f"got {o.dataset!r}{did_you_mean(o.dataset, DATASETS)}")
     if o.device not in ("auto", "cpu", "cuda", "mps"):
         raise CLIError(f"device must be auto, cpu, cuda or mps, got {o.device!r}")
     if recipe.distils and not o.teacher_arch:
@@ -268,14 +266,52 @@ def teacher_file(o: Options) -> Path:
 def load_teacher(o: Options, num_classes: int, in_channels: int):
     """The teacher as load_or_train identifies it: a TrainedModel keyed like the cache's."""
     from ..models import get_model
-    from ..train import TrainedModel, load_checkpoint
+    from ..train import CheckpointError, TrainedModel, load_checkpoint
 
     if o.teacher_pretrained:
         return get_model(o.teacher_arch, num_classes, in_channels, pretrained=True)
     path = teacher_file(o)
     model = get_model(o.teacher_arch, num_classes, in_channels)
-    state = load_checkpoint(path, model)  # an error, never random weights
+    try:
+        state = load_checkpoint(path, model)  # an error, never random weights
+    except CheckpointError as err:
+        raise CLIError(wrong_architecture(path, o.teacher_arch, model, num_classes, in_channels)
+                       or str(err)) from None
     return TrainedModel(model, state["key"], path, state.get("history", []), loaded=True)
+
+
+def shape_differences(weights: dict, model) -> list[str]:
+    """How a checkpoint's weights differ from `model`'s parameters and buffers, one line each."""
+    ours = {k: list(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: list(v.shape) for k, v in weights.items() if hasattr(v, "shape")}
+    lines = [f"{k} is {theirs[k]} in the checkpoint, {ours[k]} in the model"
+             for k in ours if k in theirs and ours[k] != theirs[k]]
+    lines += [f"{k} is missing from the checkpoint" for k in ours if k not in theirs]
+    return lines + [f"{k} is in the checkpoint only" for k in theirs if k not in ours]
+
+
+def wrong_architecture(path: Path, arch: str, model, num_classes: int, in_channels: int) -> str | None:
+    """A short account of a teacher checkpoint whose weights do not fit `arch` (torch lists
+    every mismatched tensor), naming the kdlab architectures that do fit; None when the
+    checkpoint's trouble is something else."""
+    from ..models import _REGISTRY as KDLAB_ARCHITECTURES  # the names get_model builds itself
+    from ..models import get_model
+    from ..train import read_checkpoint
+
+    try:
+        weights = read_checkpoint(path)["model"]
+        differences = shape_differences(weights, model)
+    except Exception:  # noqa: BLE001 - unreadable or foreign: load_checkpoint's message says so
+        return None
+    if not differences:
+        return None
+    fits = [name for name in sorted(KDLAB_ARCHITECTURES)
+            if not shape_differences(weights, get_model(name, num_classes, in_channels))]
+    fix = (f"It fits --teacher-arch {' or '.join(fits)}" if fits else
+           "No kdlab architecture with this dataset's classes fits it: give the architecture "
+           "(and dataset) the teacher was trained with")
+    return (f"teacher checkpoint {path} does not fit --teacher-arch {arch}: {len(differences)} "
+            f"tensors differ (first: {differences[0]}). {fix}.")
 
 
 def evaluate(o: Options, model, test, teacher) -> dict:
@@ -300,8 +336,8 @@ def run(recipe: Recipe, cfg: TrainConfig, o: Options) -> dict:
     import torch
 
     from . import distributed
-    from ..files import run_dir, write_json_atomic
-    from ..notebook import environment
+    from ..runtime.files import run_dir, write_json_atomic
+    from ..runtime.notebook import environment
     from ..train import TrainedModel, cache_location, fit, pick_device, read_checkpoint
 
     started = time.time()
@@ -357,8 +393,10 @@ def run(recipe: Recipe, cfg: TrainConfig, o: Options) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from .. import bcos
     from . import distributed
 
+    bcos.register_models()  # so that --arch / --teacher-arch may name a B-cos network
     try:
         recipe, cfg, options = parse_options(argv)
         if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and os.environ.get("RANK", "0") != "0":

@@ -23,8 +23,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..runtime.checkpoints import CheckpointError
 from ..data import Batch, DeviceLoader, ImageSet
-from ..train import CheckpointError, OneProcess, TrainConfig
+from ..train import OneProcess, TrainConfig
 
 
 class SetupError(RuntimeError):

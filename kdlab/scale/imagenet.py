@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 
 from ..data import Batch, few_shot_indices
-from ..files import DATA_DIR, PROJECT_ROOT
+from ..runtime.device import pick_device
+from ..runtime.files import DATA_DIR, PROJECT_ROOT
 from ..inference import device_of, evaluation
-from ..progress import bar as progress_bar
-from ..train import pick_device
+from ..runtime.progress import bar as progress_bar
 
 IMAGENET_HINT = (
     "Download ILSVRC2012 (image-net.org, free account) on a machine with internet, extract "

@@ -4,6 +4,7 @@
 Used by the full-run parameter files of notebooks 05 (params/imagenet_fewshot.yaml:
 `imagenet_fewshot`) and 06 (params/waterbirds.yaml, params/voc.yaml: `shortcut_data`,
 `train_real_teacher`); the experiments themselves are kdlab.experiments.e2kd's, on ImageSets.
+`shortcut_data` serves notebook 06 its data on every dataset, the synthetic one included.
 
 Waterbirds and VOC are read from their standard on-disk layouts into an in-memory `ImageSet`,
 resized to `size`×`size` pixels (ImageNet is streamed from disk: kdlab.scale.imagenet).
@@ -26,19 +27,19 @@ class's boxes: the ground truth of the energy pointing game (kdlab.explain_metri
 from __future__ import annotations
 
 import csv
-import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from .. import bcos
 from ..data import ImageSet
 from ..experiments import e2kd
-from ..files import DATA_DIR
+from ..runtime.files import DATA_DIR
 from ..losses import CrossEntropy
 from ..models import get_model
+from ..recipes import Recipe, train_config
 from ..train import TrainConfig, TrainedModel, load_or_train
 
 WATERBIRDS_URL = "https://nlp.stanford.edu/data/dro/waterbird_complete95_forest2water2.tar.gz"
@@ -228,16 +229,21 @@ def load_voc(split: str = "train", root: str | Path | None = None, year: str = "
                     meta={"multi_hot": multi_hot, "boxes": boxes, "split": split, "year": year})
 
 
-def shortcut_data(dataset: str, root: str | Path | None = None, size: int = 64) -> dict:
-    """The data of notebook 06's experiment on real images (kdlab.experiments.e2kd.shortcut_data
-    for the synthetic data), with the same keys.
+def shortcut_data(dataset: str, root: str | Path | None = None, size: int = 64, correlation: float = 0.95,
+                  n_student: int = 1200, n_test: int = 1000, seed: int = 0) -> dict:
+    """The data of notebook 06's experiment: {"teacher_train", "student_train", "test_in",
+    "test_ood"} (teacher_train None: the course teacher; test_ood None: no shortcut to test).
 
-    waterbirds: students train on the training split (95 % correlated); test_in / test_ood are
+    synthetic: kdlab.experiments.e2kd.synthetic_shortcut_data(correlation, n_student, n_test,
+        seed), 32×32 images (root and size do not apply).
+    waterbirds (root, size): students train on the training split (95 % correlated); test_in / test_ood are
         the test split's birds on their own / the other background; the teacher trains on the
         validation split, where the backgrounds are balanced.
-    voc: no shortcut: students and teacher train on VOC train, test_in is VOC val (for the
+    voc (root, size): no shortcut: students and teacher train on VOC train, test_in is VOC val (for the
         interpretability metrics), test_ood is None.
     """
+    if dataset == "synthetic":
+        return e2kd.synthetic_shortcut_data(correlation, n_student, n_test, seed)
     if dataset == "waterbirds":
         test = load_waterbirds("test", root, size)
         same = test.labels == test.image_labels["place"]
@@ -248,20 +254,16 @@ def shortcut_data(dataset: str, root: str | Path | None = None, size: int = 64) 
         train = load_voc("train", root, size=size)
         return {"teacher_train": train, "student_train": train,
                 "test_in": load_voc("val", root, size=size), "test_ood": None}
-    raise ValueError(f"unknown dataset {dataset!r}; choose waterbirds or voc")
+    raise ValueError(f"unknown dataset {dataset!r}; choose synthetic, waterbirds or voc")
 
 
 def pretrained_classifier(arch: str, num_classes: int) -> nn.Module:
-    """An ImageNet-pretrained network (torchvision or kdlab.experiments.bcos_models) with a new, randomly
+    """An ImageNet-pretrained network (torchvision or kdlab.bcos) with a new, randomly
     initialised classifier for `num_classes` classes: the starting point of a real-data teacher."""
-    from ..experiments import bcos_models
-
+    bcos.register_models()
     model = get_model(arch, 1000, pretrained=True)
-    if isinstance(model, bcos_models.BcosClassifier):
-        old = model.net.fc
-        model.net.fc = type(old)(old.in_channels, num_classes, kernel_size=1, b=old.b)
-        model.net.logit_layer.logit_bias = -math.log(num_classes - 1)
-        return model
+    if bcos.is_bcos_model(model):
+        return bcos.replace_classifier(model, num_classes)
     if isinstance(getattr(model, "fc", None), nn.Linear):
         model.fc = nn.Linear(model.fc.in_features, num_classes)
         return model
@@ -272,29 +274,31 @@ def train_real_teacher(data: ImageSet, arch: str, epochs: int, lr: float, batch_
                        pretrained: bool = True, seed: int = 0, device="auto") -> TrainedModel:
     """A teacher for real data (notebook 06's full runs): ImageNet-pretrained and fine-tuned, or
     from scratch; B-cos networks with Adam, others with SGD."""
-    bcos = arch.startswith("bcos_")
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                      optimizer="adam" if bcos else "sgd", weight_decay=0.0 if bcos else 5e-4)
+    bcos.register_models()
+    cfg = train_config("adam" if arch.startswith("bcos_") else "sgd", epochs=epochs, lr=lr, batch_size=batch_size,
+                       seed=seed)
     build = (lambda: pretrained_classifier(arch, data.num_classes)) if pretrained else \
         (lambda: get_model(arch, data.num_classes, data.in_channels))
     return load_or_train(f"{data.name}-teacher-{arch}{'-pretrained' if pretrained else ''}", build, data,
                          CrossEntropy(), cfg, device=device)
 
 
-def imagenet_fewshot(root: str | Path | None, teacher: nn.Module, shots, seeds, recipe: e2kd.StudentRecipe,
+@e2kd.accepts_student_recipe
+def imagenet_fewshot(root: str | Path | None, teacher: nn.Module, shots, seeds, recipe: Recipe,
                      name: str = "e2kd-fewshot", device="auto", progress: bool = True, size: int = 224,
-                     workers: int | None = None) -> list[dict]:
-    """Notebook 05's KD vs e²KD comparison (kdlab.experiments.e2kd.fewshot_comparison) on
-    ImageNet folders streamed from disk (kdlab.scale.imagenet), with a pretrained `teacher`.
+                     workers: int | None = None, *, cfg: TrainConfig, steps: int) -> list[dict]:
+    """Notebook 05's KD vs e²KD comparison (kdlab.experiments.e2kd.fewshot_comparison, with
+    its recipe, cfg and steps) on ImageNet folders streamed from disk (kdlab.scale.imagenet),
+    with a pretrained `teacher`.
 
-    The teacher runs online (recipe.frozen is ignored: stored maps cannot follow the random
-    resized crops of folder data); each student's accuracy and agreement with the teacher are
-    measured on the val split in one streaming pass.
+    The teacher runs online (stored maps cannot follow the random resized crops of folder
+    data); each student's accuracy and agreement with the teacher are measured on the val
+    split in one streaming pass.
     """
     from .imagenet import evaluate_folder, load_imagenet
 
     test = load_imagenet("val", root, size, workers=workers)
     return e2kd.fewshot_comparison(
         lambda n_shots, seed: load_imagenet("train", root, size, shots=n_shots, seed=seed, workers=workers),
-        test, teacher, shots, seeds, replace(recipe, frozen=False), name, device, progress,
+        test, teacher, shots, seeds, recipe, name, device, progress, cfg=cfg, steps=steps, frozen=False,
         evaluate=lambda model: evaluate_folder(model, test, teacher=teacher, workers=workers))

@@ -11,7 +11,7 @@ book/_build/html).
 
 - Without --run: the committed notebooks (notebooks/NN_*.ipynb); the results page shows the
   results records those notebooks carry in their outputs' metadata ({"kdlab": {"results":
-  ...}}, shown by kdlab.notebook.save_results), so a fresh clone's book has its numbers, and
+  ...}}, shown by kdlab.runtime.notebook.save_results), so a fresh clone's book has its numbers, and
   beside them the committed runs on other parameter files (results/<params-name>/).
 - With --run: the executed notebooks of a papermill run folder (runs/<params-name>/, written
   by kdlab.tools.run) and the <notebook>.json results beside them.
@@ -25,16 +25,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from ..files import PROJECT_ROOT
+from ..runtime.files import PROJECT_ROOT
+from ..runtime.notebook import NotebookFileError, read_notebook
 
 BOOK_DIR = PROJECT_ROOT / "book"
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-# save_results shows its record as the `kdlab.notebook` entry of its output's metadata
+# save_results shows its record as the `kdlab.runtime.notebook` entry of its output's metadata
 # (output metadata, not a mime type: the book and JupyterLab render only the text).
 METADATA_KEY = "kdlab"
 GENERATED = ("notebooks", "results.md")  # written into the staged copy, never into book/
@@ -84,28 +87,51 @@ def find_notebooks(folder: Path) -> list[Path]:
 
 
 def embedded_records(notebook: Path) -> list[dict]:
-    """Results records a notebook displayed in its outputs (kdlab.notebook.save_results)."""
-    nb = json.loads(Path(notebook).read_text())
+    """Results records a notebook displayed in its outputs (kdlab.runtime.notebook.save_results)."""
+    nb = read_notebook(notebook)
     records = []
-    for cell in nb.get("cells", []):
+    for i, cell in enumerate(nb["cells"]):
         for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
             record = (output.get("metadata") or {}).get(METADATA_KEY, {}).get("results")
-            if isinstance(record, dict):
+            if record is not None:
+                check_record(f"{notebook} (cell {i})", record)
                 records.append(record)
     return records
 
 
-def run_folder_records(run: Path) -> list[dict]:
-    """The <notebook>.json results of a run folder (summary.json and others skipped)."""
+def run_folder_records(run: Path, notebooks: set[str] | None = None) -> list[dict]:
+    """The <notebook>.json results of a run folder, one per notebook named in `notebooks`
+    (default: the run folder's executed notebooks and the course's). Files named after no
+    notebook (summary.json, cli-<name>.json, notebook 03's dissection tables) are not records;
+    a <notebook>.json that is not a results record is a BookError naming it: the page would
+    otherwise leave it out unseen."""
+    names = notebooks or {p.stem for p in [*Path(run).glob(NOTEBOOK_GLOB), *NOTEBOOK_DIR.glob(NOTEBOOK_GLOB)]}
     records = []
     for path in sorted(Path(run).glob("*.json")):
+        if path.stem not in names:
+            continue
         try:
             record = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+        except (OSError, ValueError) as err:  # ValueError: bad JSON or bad UTF-8
             raise BookError(f"{path} is not valid JSON ({err}); rerun that notebook") from err
-        if isinstance(record, dict) and "notebook" in record and "metrics" in record:
-            records.append(record)
+        check_record(str(path), record)
+        records.append(record)
     return records
+
+
+def check_record(where: str, record) -> None:
+    """BookError naming `where` (a file, or a notebook's cell) unless `record` is shaped as
+    kdlab.runtime.notebook.save_results writes it: an object with the notebook's name and metrics."""
+    problem = ("it is not a JSON object" if not isinstance(record, dict)
+               else "it has no 'notebook' name" if not isinstance(record.get("notebook"), str)
+               else "it has no 'metrics'" if "metrics" not in record
+               else "its 'metrics' are not a mapping" if not isinstance(record["metrics"], dict)
+               else None)
+    if problem:
+        raise BookError(f"{where} is not a results record ({problem}; save_results writes "
+                        "'notebook', 'metrics', 'params' and 'environment'). Rerun that notebook "
+                        "(python -m kdlab.tools.run --only NN --force) to write it again, or "
+                        "remove the record")
 
 
 def committed_run_records(results_dir: Path = PROJECT_ROOT / "results") -> list[tuple[dict, str]]:
@@ -183,7 +209,7 @@ def metrics_tables(metrics: dict) -> list[str]:
 
 def notebook_title(path: Path) -> str:
     """The notebook's first markdown heading, else its file name."""
-    nb = json.loads(Path(path).read_text())
+    nb = read_notebook(path)
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "markdown":
             source = cell.get("source", "")
@@ -315,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         html = build(args.out, args.run)
-    except BookError as err:
+    except (BookError, NotebookFileError) as err:
         print(f"kdlab.tools.book: {err}", file=sys.stderr)
         return 1
     print(f"Book built: {html / 'index.html'}")

@@ -19,15 +19,15 @@ notebooks in notebooks/ on their defaults (how the committed outputs are produce
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from ..files import PROJECT_ROOT, write_json_atomic
-from ..notebook import notebook_defaults
+from ..runtime.files import PROJECT_ROOT, write_json_atomic
+from ..runtime.notebook import did_you_mean, notebook_defaults
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = PROJECT_ROOT / "params"
@@ -99,7 +99,7 @@ def check_params_file(path: Path, spec) -> None:
     every_name = set().union(*declared.values())
     for name in shared:
         if name not in every_name:
-            fail(f"`all:` gives {name!r}, which no notebook declares{_closest(name, every_name)}")
+            fail(f"`all:` gives {name!r}, which no notebook declares{did_you_mean(name, every_name)}")
     for section, values in sections.items():
         if not isinstance(section, str):
             example = f"'{section:02d}'" if type(section) is int else "'01'"
@@ -114,13 +114,8 @@ def check_params_file(path: Path, spec) -> None:
                  f"not a {type(values).__name__}")
         for name in values or {}:
             if name not in declared[matches[0]]:
-                fail(f"{matches[0]} has no parameter {name!r}{_closest(name, declared[matches[0]])}; "
+                fail(f"{matches[0]} has no parameter {name!r}{did_you_mean(name, declared[matches[0]])}; "
                      f"its parameters: {', '.join(declared[matches[0]])}")
-
-
-def _closest(name: str, names) -> str:
-    close = difflib.get_close_matches(str(name), list(names), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def notebook_parameters(nb: Path, spec: dict) -> dict:
@@ -149,7 +144,8 @@ def ran_with(executed: Path) -> dict | None:
 
 
 def is_complete(executed: Path) -> bool:
-    """True if papermill finished this executed notebook without an error."""
+    """True if papermill finished this executed notebook without an error (every code cell
+    ran: a kernel that died leaves the cells after it without a start time)."""
     if not executed.exists():
         return False
     try:
@@ -159,20 +155,40 @@ def is_complete(executed: Path) -> bool:
     meta = nb.get("metadata", {}).get("papermill", {})
     if meta.get("exception") or not meta.get("end_time"):
         return False
-    return all(c.get("metadata", {}).get("papermill", {}).get("status", "completed") == "completed"
+    return all(_ran(c) and c["metadata"]["papermill"].get("status", "completed") == "completed"
                for c in nb.get("cells", []) if c.get("cell_type") == "code")
 
 
-def failing_cell(executed: Path) -> str:
-    """A one-line description of the cell that raised in an executed notebook."""
-    nb = json.loads(executed.read_text())
-    for i, cell in enumerate(nb.get("cells", [])):
+def _ran(cell: dict) -> bool:
+    """Whether papermill started this cell (it records a start time for every cell it runs)."""
+    return bool(cell.get("metadata", {}).get("papermill", {}).get("start_time"))
+
+
+def failing_cell(executed: Path, error: BaseException | None = None) -> str:
+    """A one-line description of the cell that raised in an executed notebook, or, when no
+    cell holds an error (the kernel died: killed, perhaps by the out-of-memory killer), of
+    the last cell papermill started, with `error`."""
+    try:
+        cells = json.loads(executed.read_text()).get("cells", [])
+    except (OSError, ValueError) as err:
+        return f"an unreadable executed copy {executed} ({err})" + (f"; {error!r}" if error else "")
+    for i, cell in enumerate(cells):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                source = "".join(cell.get("source", "")).strip().splitlines()
-                first = source[0] if source else ""
-                return f"cell {i} ({first[:60]!r}): {out.get('ename')}: {out.get('evalue')}"
-    return "unknown cell"
+                return f"{_cell_line(i, cell)}: {out.get('ename')}: {out.get('evalue')}"
+    started = [i for i, cell in enumerate(cells) if cell.get("cell_type") == "code" and _ran(cell)]
+    what = f"{type(error).__name__}: {error}" if error else "no error recorded"
+    if not started:
+        return f"its start, before any cell ran ({what})"
+    i = started[-1]
+    return (f"{_cell_line(i, cells[i])}: the kernel died ({what}). It was killed, perhaps by "
+            "the out-of-memory killer (`dmesg` would say so), or crashed; free memory or lower "
+            "the notebook's sizes, then rerun (complete notebooks are skipped)")
+
+
+def _cell_line(i: int, cell: dict) -> str:
+    source = "".join(cell.get("source", "")).strip().splitlines()
+    return f"cell {i} ({(source[0] if source else '')[:60]!r})"
 
 
 def execute(nb: Path, output: Path, params: dict, env: dict) -> None:
@@ -213,7 +229,8 @@ def run_course(params_name: str | None = None, only=None, force=False, out: str 
     if inplace and name != "cpu":
         raise SystemExit("--inplace executes the committed notebooks on their defaults only")
     run_folder = Path(out) if out else PROJECT_ROOT / "runs" / ("committed" if inplace else name)
-    run_folder.mkdir(parents=True, exist_ok=True)
+    for folder in (run_folder, NOTEBOOK_DIR) if inplace else (run_folder,):
+        check_writable(folder)
     print(f"Course run '{name}': {spec.get('description', '')}")
     print(f"Hardware expected: {spec.get('hardware', 'any')}")
     print(f"Run folder: {run_folder}")
@@ -235,9 +252,11 @@ def run_course(params_name: str | None = None, only=None, force=False, out: str 
             execute(nb, output, params, {"KDLAB_RUN_DIR": str(run_folder.resolve()), "KDLAB_PARAMS": name})
         except Exception as err:  # papermill's PapermillExecutionError and kernel failures
             seconds = time.perf_counter() - t0
-            where = failing_cell(output) if output.exists() else str(err)
+            where = (failing_cell(output, err) if output.exists()
+                     else f"its start ({type(err).__name__}: {err})")
             print(f"  {nb.stem}: FAILED after {seconds:.0f} s at {where}", file=sys.stderr)
-            print(f"  The executed copy with the error is {output}", file=sys.stderr)
+            print(f"  The executed copy with the error is {output}" if output.exists() else
+                  f"  No executed copy was written ({output} does not exist)", file=sys.stderr)
             summary.append({"notebook": nb.stem, "status": "failed", "seconds": seconds,
                             "params": params, "error": where})
             status = 1
@@ -247,6 +266,23 @@ def run_course(params_name: str | None = None, only=None, force=False, out: str 
         summary.append({"notebook": nb.stem, "status": "ran", "seconds": round(seconds, 1), "params": params})
     write_summary(run_folder, name, summary)
     return status
+
+
+class RunFolderError(SystemExit):
+    """The run folder cannot be written: the message names it and what to do."""
+
+
+def check_writable(folder: Path) -> None:
+    """RunFolderError naming `folder` unless it exists (or can be made) and takes a new file:
+    checked before any notebook runs, so a read-only folder never costs a notebook's run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise RunFolderError(f"the run folder {folder} cannot be written ({err.strerror or err}); "
+                             "nothing was run. Make it writable, or choose another folder with "
+                             "--out (make run RUN=<folder>)") from None
 
 
 def write_summary(run_folder: Path, name: str, summary: list[dict]) -> None:

@@ -21,24 +21,45 @@ checks both for every notebook without running any notebook twice: a student edi
 before its first exercise are the instructor's cells, so while nbval runs the instructor
 notebook, the project's conftest.py runs the stub and the check in nbval's kernel just before
 the first solution.
+
+A solution is found by its tag alone, so the tags are checked before anything is written: a
+tag that looks like `solution` or `check` but is not (`solutions`, `Check`), a tag this course
+does not use on a cell of an exercise, and an exercise heading without a solution cell are
+errors naming the notebook and the cell; so is a file that is not a notebook. A learner's work
+is never overwritten: a student notebook whose cells were edited since it was written (the
+edition records a fingerprint of the cells it wrote) is kept as NN_name.yours-<time>.ipynb
+beside the fresh copy, and the tool says so. An unchanged copy is simply rewritten (its
+outputs are not kept: they come back when its cells run).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import itertools
 import json
 import re
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import PROJECT_ROOT
+from ..runtime.files import PROJECT_ROOT, WriteError, write_atomic
+from ..runtime.notebook import NotebookFileError, did_you_mean, read_notebook
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 DEFAULT_OUT = PROJECT_ROOT / "student"
 EXERCISE = re.compile(r"^### Exercise (\d+):[ \t]*(.*)$", re.MULTILINE)
 SOLUTION, CHECK, HIDE = "solution", "check", "hide-input"
+# Tags a cell of an exercise may carry: the course's own, and Jupyter Book's, nbval's and
+# papermill's. Any other tag there is taken for a mistyped one (a solution shipped by mistake).
+KNOWN_TAGS = (SOLUTION, CHECK, HIDE, "hide-output", "hide-cell", "remove-input", "remove-output",
+              "remove-cell", "parameters", "injected-parameters", "nbval-check-output",
+              "nbval-ignore-output", "nbval-skip", "raises-exception", "skip-execution")
+HEADING = re.compile(r"^#{1,6} ", re.MULTILINE)
+FINGERPRINT_KEY = "kdlab_student_edition"  # notebook metadata: the cells as this tool wrote them
 
 
 class StudentError(RuntimeError):
@@ -77,8 +98,12 @@ def student_notebook(nb: dict, name: str = "notebook") -> dict:
     """A copy of notebook `nb` (nbformat 4 as a dict) with its solutions replaced by stubs.
 
     Raises StudentError naming `name` and the cell when a solution cell is not a code cell,
-    has no `### Exercise N:` heading before it, or shares its heading with another solution.
+    has no `### Exercise N:` heading before it, or shares its heading with another solution;
+    when an exercise has no solution cell; when a tag near an exercise is unknown or looks
+    like `solution` or `check` without being it; and when `nb` is not shaped like a notebook.
     """
+    check_shape(nb, name)
+    check_tags(nb, name)
     nb = copy.deepcopy(nb)
     headings = exercise_headings(nb)
     used: dict[int, int] = {}
@@ -106,7 +131,60 @@ def student_notebook(nb: dict, name: str = "notebook") -> dict:
             cell["execution_count"] = None
         if HIDE in tags:
             cell["metadata"]["tags"] = [t for t in tags if t != HIDE]
+    unsolved = sorted(set(headings) - set(used))
+    if unsolved:
+        i = unsolved[0]
+        raise StudentError(f"{name}: exercise {headings[i]} (heading in cell {i}) has no code cell "
+                           f"tagged {SOLUTION!r}: a solution cell there without that tag would "
+                           f"ship in the student edition. Tag it exactly {SOLUTION!r}")
     return nb
+
+
+def check_shape(nb, name: str) -> None:
+    """StudentError naming `name` (and the cell) unless `nb` is shaped like an nbformat 4
+    notebook as far as this tool reads it: cells with a type, a source and a list of tags."""
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise StudentError(f"{name} is not a notebook: expected an object with a list of cells, "
+                           f"got {type(nb).__name__ if not isinstance(nb, dict) else 'no cells'}")
+    for i, cell in enumerate(nb["cells"]):
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
+            raise StudentError(f"{name}: cell {i} is not a notebook cell (no cell_type)")
+        source, meta = cell.get("source", ""), cell.get("metadata", {})
+        if not (isinstance(source, str) or isinstance(source, list)
+                and all(isinstance(line, str) for line in source)):
+            raise StudentError(f"{name}: cell {i} has a source that is not text")
+        tags = meta.get("tags", []) if isinstance(meta, dict) else None
+        if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            raise StudentError(f"{name}: cell {i} has metadata or tags that are not a mapping "
+                               "and a list of strings")
+
+
+def exercise_cells(nb: dict) -> set[int]:
+    """Indices of the cells inside an exercise: after its `### Exercise N:` heading, up to
+    the next markdown cell with a heading of its own."""
+    cells, inside, found = nb["cells"], False, set()
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "markdown" and HEADING.search(_source(cell)):
+            inside = bool(EXERCISE.search(_source(cell)))
+        elif inside:
+            found.add(i)
+    return found
+
+
+def check_tags(nb: dict, name: str) -> None:
+    """StudentError for a tag that looks like `solution` or `check` but is not (anywhere),
+    or a tag this course does not use (inside an exercise): either may hide a solution."""
+    inside = exercise_cells(nb)
+    for i, cell in enumerate(nb["cells"]):
+        for tag in _tags(cell):
+            if tag in KNOWN_TAGS:
+                continue
+            near_miss = did_you_mean(tag, (SOLUTION, CHECK))
+            if near_miss or i in inside:
+                raise StudentError(
+                    f"{name}: cell {i} is tagged {tag!r}{near_miss or did_you_mean(tag, KNOWN_TAGS)}, "
+                    f"a tag the student edition does not know. A solution is recognised only by the "
+                    f"exact tag {SOLUTION!r} (its check by {CHECK!r}); fix the tag, or remove it")
 
 
 def first_solution(nb: dict) -> int:
@@ -158,30 +236,88 @@ def course_notebooks(folder: Path = NOTEBOOK_DIR, only: list[str] | None = None)
     return found
 
 
+@dataclass
+class Written:
+    """One student notebook written: where, how many exercises, and where the learner's own
+    edited copy was kept (None when there was none to keep)."""
+
+    path: Path
+    exercises: int
+    kept: Path | None = None
+
+
 def write_student_edition(out: Path = DEFAULT_OUT, notebooks_dir: Path = NOTEBOOK_DIR,
-                          only: list[str] | None = None) -> list[Path]:
-    """Write the student edition of the notebooks in `notebooks_dir` into `out`; return the
-    paths written. Every notebook is converted before any is written, so a notebook with a
-    bad exercise leaves `out` as it was."""
+                          only: list[str] | None = None) -> list[Written]:
+    """Write the student edition of the notebooks in `notebooks_dir` into `out`. Every
+    notebook is converted before any is written, so a notebook with a bad exercise (a
+    StudentError) or a file that is not a notebook (kdlab.runtime.notebook.NotebookFileError) leaves
+    `out` as it was; a student notebook a learner edited is kept beside the fresh copy."""
     sources = course_notebooks(notebooks_dir, only)
-    editions = []
-    for path in sources:
-        try:
-            nb = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise StudentError(f"{path} is not a valid notebook ({err})") from None
-        editions.append((path.name, student_notebook(nb, path.name)))
+    editions = [(path.name, student_notebook(read_notebook(path), str(path))) for path in sources]
     out = Path(out)
     if out.resolve() == Path(notebooks_dir).resolve():
         raise StudentError(f"the student edition would overwrite the notebooks in {out}; "
                            "choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, nb in editions:
         target = out / name
-        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-        written.append(target)
+        kept = keep_learners_copy(target, nb)
+        _write(target, with_fingerprint(nb))
+        written.append(Written(target, sum(SOLUTION in _tags(c) for c in nb["cells"]), kept))
     return written
+
+
+def _write(target: Path, nb: dict) -> None:
+    text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    try:
+        write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except WriteError as err:
+        raise StudentError(str(err)) from None
+
+
+def fingerprint(nb: dict) -> str:
+    """A hash of the cells' types and sources: what a learner changes when they work in it
+    (running cells changes only outputs)."""
+    cells = [[c.get("cell_type"), _source(c)] for c in nb.get("cells", [])]
+    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).hexdigest()
+
+
+def with_fingerprint(nb: dict) -> dict:
+    """`nb` with the fingerprint of its cells in its metadata, so that a later run can tell
+    an untouched student copy from one a learner worked in."""
+    nb = dict(nb, metadata=dict(nb.get("metadata", {})))
+    nb["metadata"][FINGERPRINT_KEY] = {"cells_sha256": fingerprint(nb)}
+    return nb
+
+
+def edited_by_learner(path: Path, fresh: dict) -> bool:
+    """True unless `path` holds the cells this tool wrote there, as its fingerprint records,
+    or the cells of the `fresh` edition. An unreadable file counts as edited: it may hold work."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        recorded = nb.get("metadata", {}).get(FINGERPRINT_KEY, {}).get("cells_sha256")
+        return fingerprint(nb) not in (recorded, fingerprint(fresh))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return True
+
+
+def keep_learners_copy(target: Path, fresh: dict) -> Path | None:
+    """If `target` is a student notebook a learner edited, copy it to a new file beside it
+    (never over an existing one) and return that file's path; else None."""
+    if not target.is_file() or not edited_by_learner(target, fresh):
+        return None
+    stamp, content = time.strftime("%Y%m%d-%H%M%S"), target.read_bytes()
+    for n in itertools.count(1):
+        kept = target.with_name(f"{target.stem}.yours-{stamp}{f'-{n}' if n > 1 else ''}.ipynb")
+        try:
+            with open(kept, "xb") as f:  # "x": fails if the file exists, so never overwrites
+                f.write(content)
+            return kept
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise StudentError(f"{target} holds your edits and could not be copied to {kept} "
+                               f"({err}); it was left as it is. Move it away, then rerun") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,14 +331,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         written = write_student_edition(args.out, args.notebooks, args.only)
-    except StudentError as err:
+    except (StudentError, NotebookFileError) as err:
         print(f"kdlab.tools.student: {err}", file=sys.stderr)
         return 1
-    for path in written:
-        nb = json.loads(path.read_text())
-        stubs = sum(SOLUTION in _tags(c) for c in nb["cells"])
-        print(f"  {path.name}: {stubs} exercise{'s' if stubs != 1 else ''}")
+    for w in written:
+        print(f"  {w.path.name}: {w.exercises} exercise{'s' if w.exercises != 1 else ''}")
+        if w.kept:
+            print(f"    it held your edits: they are kept in {w.kept}")
     print(f"Student edition: {len(written)} notebooks in {args.out}")
+    kept = [w.kept.name for w in written if w.kept]
+    if kept:
+        print(f"Your edited notebooks were kept, not overwritten: {', '.join(kept)} in {args.out}")
     return 0
 
 

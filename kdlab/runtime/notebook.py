@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import time
+from pathlib import Path
 
 from .files import run_dir, write_json_atomic
 
@@ -38,6 +39,37 @@ STARTED = {"time": time.time()}
 
 class ParameterError(ValueError):
     """A notebook parameter is unknown, of the wrong type or out of range."""
+
+
+class NotebookFileError(ValueError):
+    """A notebook file cannot be read as a notebook; the message names the file."""
+
+
+def did_you_mean(name, valid, spell=repr) -> str:
+    """" (did you mean 'x'?)" for the valid name closest to a mistyped `name`, or "".
+
+    `spell` writes the match as the user would type it (the command line's `--batch-size`).
+    """
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
+    return f" (did you mean {spell(close[0])}?)" if close else ""
+
+
+def read_notebook(path) -> dict:
+    """A notebook file (nbformat 4 JSON) as a dict with a list of cells; NotebookFileError
+    naming the file if it cannot be read, is not JSON or is not shaped like a notebook."""
+    path = Path(path)
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: bad JSON or bad UTF-8
+        raise NotebookFileError(f"{path} cannot be read as a notebook ({err}); restore it "
+                                "(git checkout, or your own copy) or remove it") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        shape = (f"a JSON {type(nb).__name__}" if not isinstance(nb, dict)
+                 else "an object without a list of cells")
+        raise NotebookFileError(f"{path} is not a notebook: it holds {shape}, not an nbformat 4 "
+                                "notebook (an object with a list of cells); restore it or remove it")
+    return nb
 
 
 def literal_assignments(source: str) -> dict | None:
@@ -97,9 +129,7 @@ def declared_parameters(history: list[str]) -> tuple[dict, dict]:
 def notebook_defaults(path) -> dict:
     """{name: default} of the `parameters` cell of a notebook file, parsed as check_params
     parses it (papermill's own inspection misreads comments that contain '=')."""
-    from pathlib import Path
-
-    for cell in json.loads(Path(path).read_text())["cells"]:
+    for cell in read_notebook(path)["cells"]:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             return literal_assignments("".join(cell["source"])) or {}
     return {}
@@ -117,6 +147,14 @@ def _type_ok(default, value) -> bool:
     return isinstance(value, type(default))
 
 
+def _wrong_items(default, value) -> list:
+    """The items of a list parameter that match the type of no item of its default
+    (`seeds = [0, 1]` takes integers, not 'a' or 1.5); [] for other parameters."""
+    if not (isinstance(default, (list, tuple)) and default and isinstance(value, (list, tuple))):
+        return []
+    return [v for v in value if not any(_type_ok(d, v) for d in default)]
+
+
 def _numbers(value) -> list:
     """The numbers a rule or the finiteness check applies to: the value, or a list's items."""
     return list(value) if isinstance(value, (list, tuple)) else [value]
@@ -132,10 +170,7 @@ def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = 
             "`python -m kdlab.tools.run --params <name>` (or `make run PARAMS=<name>`), which gives "
             "each notebook its own values; or pass this notebook's values with papermill's -p NAME VALUE.")
     if unknown:
-        lines = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, defaults, n=1)
-            lines.append(f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        lines = [f"unknown parameter {name!r}{did_you_mean(name, defaults)}" for name in unknown]
         valid = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
         raise ParameterError("; ".join(lines) + f". Valid parameters of this notebook: {valid}")
     params = {name: values.get(name, default) for name, default in defaults.items()}
@@ -144,6 +179,12 @@ def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = 
         if not _type_ok(default, value):
             raise ParameterError(f"parameter {name!r} must be of type {type(default).__name__} "
                                  f"(default {default!r}), got {value!r} ({type(value).__name__})")
+        wrong = _wrong_items(default, value)
+        if wrong:
+            kinds = " or ".join(sorted({type(d).__name__ for d in default}))
+            raise ParameterError(f"parameter {name!r} must hold items of type {kinds} (default "
+                                 f"{default!r}), got {value!r}: {wrong[0]!r} is a "
+                                 f"{type(wrong[0]).__name__}. Give it like {default!r}")
         if any(isinstance(v, float) and not math.isfinite(v) for v in _numbers(value)):
             raise ParameterError(f"parameter {name!r} must be a finite number, got {value!r}")
         if isinstance(default, (list, tuple)) and default and not value:
@@ -179,7 +220,7 @@ def check_params(namespace: dict, rules: dict | None = None, defaults: dict | No
     """Validate the notebook's parameters (see the module docstring) and return them as a dict.
 
     Outside a notebook, pass `defaults` explicitly. Also starts the clock that
-    kdlab.notebook reports as the notebook's wall time.
+    kdlab.runtime.notebook reports as the notebook's wall time.
     """
     injected: dict = {}
     if defaults is None:
@@ -230,15 +271,15 @@ def environment(device=None) -> dict:
     import torch
     import torchvision
 
-    from .train import OneProcess
+    from .device import training_threads
 
     device = torch.device(device) if device is not None else None
     name = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" \
         else platform.processor() or platform.machine()
     return {"device": str(device) if device is not None else "cpu", "device_name": name,
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            # what fit trains on (kdlab.train.CPU_TRAINING_THREADS); None: torch's own setting
-            "training_threads": OneProcess().cpu_threads(device or torch.device("cpu")),
+            # what fit trains on (kdlab.runtime.device.CPU_TRAINING_THREADS); None: torch's own
+            "training_threads": training_threads(device or torch.device("cpu")),
             "python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "numpy": np.__version__, "kdlab": version("kdlab")}
 

@@ -21,9 +21,8 @@ waiting for output".
 from __future__ import annotations
 
 import time
+from collections import Counter
 from contextlib import contextmanager
-
-_open: list[dict] = []  # the open summary blocks, innermost last
 
 
 class _Line:
@@ -56,6 +55,27 @@ class _Line:
         pass
 
 
+class Block:
+    """An open `summary` or `recording` block: it keeps every report made inside it and
+    advances its bar (if any) on the events in `advance_on`."""
+
+    def __init__(self, bar=None, line: _Line | None = None, advance_on=()):
+        self.reports: list[tuple[str, str]] = []  # (event, message), in order
+        self.bar, self.line, self.advance_on = bar, line, tuple(advance_on)
+
+    def add(self, event: str, message: str) -> None:
+        self.reports.append((event, message))
+        if self.bar is not None and event in self.advance_on:
+            self.bar.update(1)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(event for event, _ in self.reports))
+
+
+_open: list[Block] = []  # the open blocks, innermost last
+
+
 def _in_notebook() -> bool:
     try:
         from IPython import get_ipython
@@ -65,38 +85,40 @@ def _in_notebook() -> bool:
 
 
 def _tqdm(iterable=None, total=None, desc="", enabled=True, initial=0):
+    """(tqdm bar, the notebook line it draws on or None)."""
     from tqdm import tqdm
 
     if enabled and _in_notebook():  # one text line, left showing the finished bar
         line = _Line()
-        progress = tqdm(iterable, total=total, desc=desc, initial=initial, file=line,
-                        mininterval=1.0, leave=True, ncols=100)
-        progress.line = line
-        return progress
+        return tqdm(iterable, total=total, desc=desc, initial=initial, file=line,
+                    mininterval=1.0, leave=True, ncols=100), line
     return tqdm(iterable, total=total, desc=desc, initial=initial, disable=not enabled,
-                mininterval=1.0, leave=False)
+                mininterval=1.0, leave=False), None
 
 
 def bar(total: int | None = None, desc: str = "", enabled: bool = True, iterable=None, initial: int = 0):
     """A tqdm bar that redraws at most once a second and is hidden inside a `summary` block
     (the block's own bar counts instead). In a notebook it is one line of text that ends
     showing the finished bar; elsewhere it is tqdm's usual bar on stderr, removed when done."""
-    return _tqdm(iterable, total, desc, enabled and not _open, initial)
+    return _tqdm(iterable, total, desc, enabled and not _open, initial)[0]
 
 
 def report(event: str, message: str) -> None:
     """Print `message`, or count it under `event` ("loaded from the cache", "trained", ...)
     when a `summary` block is open. Warnings are printed, never counted: call print for them."""
-    if not _open:
+    if _open:
+        _open[-1].add(event, message)
+    else:
         print(message)
-        return
-    block = _open[-1]
-    if "record" in block:  # a `recording` block keeps it for another process to report
-        block["record"].append((event, message))
-        return
-    block["events"][event] = block["events"].get(event, 0) + 1
-    if event in block["advance_on"] and block["bar"] is not None:
-        block["bar"].update(1)
+
+
+@contextmanager
+def _opened(block: Block):
+    _open.append(block)
+    try:
+        yield block
+    finally:
+        _open.remove(block)
 
 
 @contextmanager
@@ -107,34 +129,28 @@ def summary(what: str, total: int | None = None, enabled: bool = True,
     if _open:  # nested (a library function's block inside a notebook's): the outer one reports
         yield _open[-1]
         return
-    block = {"events": {}, "advance_on": set(advance_on), "bar": None}
-    block["bar"] = _tqdm(total=total, desc=what, enabled=enabled)
-    _open.append(block)
+    progress, line = _tqdm(total=total, desc=what, enabled=enabled)
     t0 = time.perf_counter()
     try:
-        yield block
+        with _opened(Block(progress, line, advance_on)) as block:
+            yield block
     finally:
-        _open.remove(block)
-        block["bar"].close()
-    counts = block["events"]
+        progress.close()
+    counts = block.counts
     parts = [f"{counts.get(e, 0)} {e}" for e in advance_on]
     parts += [f"{e}: {n}" for e, n in counts.items() if e not in advance_on]
     took = f" in {time.perf_counter() - t0:.0f} s" if counts.get("trained") else ""
-    line = f"{what}: {', '.join(parts)}{took}."
-    if hasattr(block["bar"], "line"):
-        block["bar"].line.show(line)  # the summary replaces the finished bar, on the same line
+    text = f"{what}: {', '.join(parts)}{took}."
+    if line is not None:
+        line.show(text)  # the summary replaces the finished bar, on the same line
     else:
-        print(line)
+        print(text)
 
 
 @contextmanager
 def recording():
     """Within the block, reports are kept instead of printed or counted, and bars are hidden;
-    yields the list of (event, message) pairs. kdlab.parallel runs each job of a worker process
+    yields the list of (event, message) pairs. kdlab.runtime.parallel runs each job of a worker process
     inside one and reports the pairs in the notebook's process."""
-    block = {"record": []}
-    _open.append(block)
-    try:
-        yield block["record"]
-    finally:
-        _open.remove(block)
+    with _opened(Block()) as block:
+        yield block.reports

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("KDLAB_DATA", PROJECT_ROOT / "data"))
 CACHE_DIR = Path(os.environ.get("KDLAB_CACHE", PROJECT_ROOT / "cache"))
 

@@ -1,8 +1,6 @@
-"""Concept data for network dissection: the synthetic dataset in memory, or a Broden folder.
-
-Taught in notebook 03 (what dissection needs: images with per-pixel concept labels) and used
-by notebook 04. `concept_data(name)` gives either; `concept_source` shows both through one
-view, batches of images with their annotations (`ConceptBatch`), which is all that
+"""Broden folders on disk as concept data for dissection, for full runs (notebooks 03, 04 with
+params/imagenet_dissect.yaml). `concept_data(name)` gives the synthetic concept images or a
+Broden folder; both are the view of kdlab.concepts (`concept_source`), which is all that
 kdlab.dissect reads.
 
 The Broden format (Bau et al. 2017; broden1_224 has 63,305 images of 224×224, masks 112×112):
@@ -29,7 +27,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Iterator
@@ -37,108 +34,27 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .data import ImageSet
-from .files import DATA_DIR, PROJECT_ROOT
-
-
-# ---------------------------------------------------------------------------------------------
-# One view of concept data: batches of images with their concept labels
-
-@dataclass
-class ConceptBatch:
-    """A batch of images with their concept annotations (label numbers, 0 = none)."""
-
-    images: torch.Tensor                 # float (B, C, H, W) in [0, 1]
-    index: torch.Tensor                  # positions in the dataset (B,)
-    pixel: dict[str, torch.Tensor] = field(default_factory=dict)   # category -> (B, L, h, w)
-    scalar: dict[str, torch.Tensor] = field(default_factory=dict)  # category -> (B, L)
-
-
-class ImageSetConcepts:
-    """An ImageSet with concept masks (the synthetic dataset) seen as concept data."""
-
-    def __init__(self, data: ImageSet):
-        if not data.masks and not data.image_labels:
-            raise ValueError(
-                f"dataset {data.name or '(unnamed)'!r} has no concept annotations; dissection "
-                "needs concept masks: use the synthetic concept dataset (kdlab.synthetic) or "
-                "Broden (kdlab.broden.BrodenDataset)")
-        if data.concepts is None or data.concept_categories is None:
-            raise ValueError("the dataset's concepts and concept_categories must be set")
-        self.data = data
-        present = list(data.masks or {}) + list(data.image_labels or {})
-        order = [c for c in dict.fromkeys(data.concept_categories) if c in present]
-        self.categories = order + [c for c in present if c not in order]
-        self.concepts = list(data.concepts)
-        self.primary = [self.categories.index(c) if c in self.categories else -1
-                        for c in data.concept_categories]
-        self.primary[0] = -1  # label 0 means "no label"
-        first = next(iter((data.masks or {}).values()), None)
-        self.mask_size = tuple(first.shape[-2:]) if first is not None else tuple(data.images.shape[-2:])
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def take(self, index, masks: bool = True) -> ConceptBatch:
-        """Images and annotations at `index` (a slice gives views, without copies)."""
-        d = self.data
-        pick = index if isinstance(index, slice) else torch.as_tensor(index, dtype=torch.long)
-        positions = torch.arange(len(d))[pick] if isinstance(index, slice) else pick
-        pixel = {k: v[pick].unsqueeze(1) for k, v in (d.masks or {}).items()} if masks else {}
-        scalar = {k: v[pick].view(-1, 1) for k, v in (d.image_labels or {}).items()} if masks else {}
-        return ConceptBatch(d.images[pick].float().div_(255), positions, pixel, scalar)
-
-    def batches(self, batch_size: int, masks: bool = True) -> Iterator[ConceptBatch]:
-        for start in range(0, len(self), batch_size):
-            yield self.take(slice(start, min(start + batch_size, len(self))), masks)
-
-
-def concept_source(data):
-    """The concept-data view of `data`: an ImageSet with masks, or a BrodenDataset."""
-    if isinstance(data, ImageSet):
-        return ImageSetConcepts(data)
-    needed = ("concepts", "categories", "primary", "mask_size", "batches", "take")
-    if all(hasattr(data, a) for a in needed):
-        return data
-    raise TypeError(f"cannot dissect on {type(data).__name__}: pass an ImageSet with concept "
-                    "masks or a kdlab.broden.BrodenDataset")
-
-
-def head(data, n: int):
-    """The first n images of concept data (an ImageSet or a BrodenDataset)."""
-    if isinstance(data, ImageSet):
-        return data.subset(torch.arange(min(n, len(data))))
-    return data.head(n)
+from ..concepts import ConceptBatch, ImageSetConcepts, concept_source, head, synthetic_concepts  # noqa: F401
+from ..data import ImageSet
+from ..runtime.files import DATA_DIR, PROJECT_ROOT
 
 
 def concept_data(name: str = "synthetic", like: ImageSet | None = None, n: int = 2000,
                  seed: int = 0, root: str | Path | None = None, num_workers: int | None = None):
-    """The images to dissect on: 'synthetic' concept images or the 'broden' directory.
+    """The images to dissect on (notebooks 03, 04): 'synthetic' concept images
+    (kdlab.concepts.synthetic_concepts) or the 'broden' directory.
 
-    synthetic: when `like` (the test set) is the synthetic dataset, its first n images;
-    otherwise n fresh synthetic images (the course's design v2) drawn at `like`'s size and
-    channel count (grey for Fashion-MNIST), so a network trained on other data can still be probed for our concepts.
     broden: data/broden1_224, or `root` (absolute, or relative to the project folder as in the
     parameter files); the first n images (n = 0: all of them), decoded by `num_workers`
     processes (default: up to 8).
     """
-    if name == "broden":
-        workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
-        return BrodenDataset(PROJECT_ROOT / root if root else DATA_DIR / "broden1_224",
-                             max_images=n or None, num_workers=workers)
-    if name != "synthetic":
+    if name == "synthetic":
+        return synthetic_concepts(like, n, seed)
+    if name != "broden":
         raise ValueError(f"concept data must be 'synthetic' or 'broden', got {name!r}")
-    if like is not None and like.masks:
-        return like.subset(torch.arange(min(n or len(like), len(like))))
-    from .synthetic import COURSE_DESIGN, make_concept_dataset
-
-    size = like.images.shape[-1] if like is not None else 32
-    data = make_concept_dataset(n=n or 2000, size=size, seed=1000 + seed, design=COURSE_DESIGN)
-    if like is not None and like.in_channels == 1:
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        grey = (data.images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255)
-        data.images = grey.to(torch.uint8)
-    return data
+    workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
+    return BrodenDataset(PROJECT_ROOT / root if root else DATA_DIR / "broden1_224",
+                         max_images=n or None, num_workers=workers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +200,11 @@ class BrodenDataset:
             self.items.append((line, row["image"], cells))
             if max_images is not None and len(self.items) >= max_images:
                 break
+        if not self.items:  # dissection would fail later with "the concept dataset is empty"
+            which = f" of split {split!r} (splits: {sorted({r['split'] for _, r in rows})})" if rows else ""
+            raise BrodenFormatError(f"{path}: no images{which}, so the concept dataset of {self.root} "
+                                    "would be empty. Copy the whole Broden download there "
+                                    "(python data/get_broden.py), or pass another root= or split=")
         if len(sizes) > 1:
             raise BrodenFormatError(f"{path}: masks of several sizes {sorted(sizes)}; "
                                     "one size is needed to batch them")

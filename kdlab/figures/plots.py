@@ -1,10 +1,21 @@
-"""Every figure and widget of the notebooks (matplotlib and ipywidgets are imported inside
-each function, so `import kdlab` stays light).
+"""The course's static figures (matplotlib, imported inside each function, so that importing
+this module stays light). Each returns the Figure it drew; the charts of one Axes return it
+(give them `ax` to place them in a figure of your own).
 
-Taught where each is first used: the gallery and masks in notebook 00; softened
-distributions and the temperature slider in notebook 01; similarity heatmaps, seed spreads
-and Müller projections in notebook 02; the unit browser and detector counts in notebooks 03
-and 04; explanation maps in notebooks 05 and 06.
+Taught where each is first used:
+    show_gallery, show_class_gallery, show_concept_masks   the dataset (notebook 00)
+    plot_softened                  soft labels at a temperature (notebook 01)
+    plot_heatmaps                  class-similarity matrices (notebook 02)
+    plot_learning_curves           training curves of several kinds of model (notebooks 02, 05)
+    plot_projections               Müller et al.'s template projections (notebook 02)
+    plot_bars_with_seeds           results over seeds: bars for the mean, a dot per seed, drawn
+                                   by plot_seed_spread (02, 04), plot_counts (03, 04),
+                                   plot_detectors_by_kind (04) and plot_seed_bars (06)
+    show_unit                      a unit's top images and masks (notebook 03)
+    plot_overlays, explanation_frame   explanation maps over their images (notebooks 04-06)
+
+The pickers that choose among these figures are in kdlab.figures.widgets; the calculations
+behind some of them (class_similarity, template_projection) in kdlab.metrics.
 """
 
 from __future__ import annotations
@@ -13,9 +24,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import dissect
-from .data import ImageSet
+from .. import dissect
+from ..data import ImageSet
+from ..runtime.moved import moved_names
 
+# names that left this module (it was kdlab.plots), still reachable here with a warning
+__getattr__ = moved_names(__name__, {
+    "figure_image": "kdlab.figures.widgets", "figure_picker": "kdlab.figures.widgets",
+    "explanation_picker": "kdlab.figures.widgets",
+    "class_similarity": "kdlab.metrics", "template_projection": "kdlab.metrics"})
+
+
+# ---------------------------------------------------------------- the dataset (00)
 
 def _to_hwc(image: torch.Tensor) -> np.ndarray:
     img = image.float() / 255 if image.dtype == torch.uint8 else image.float()
@@ -45,7 +65,7 @@ def show_class_gallery(data: ImageSet, class_index: int, n: int = 8, columns: in
     the class (kdlab.synthetic.designated_scenes) in bold red. Notebook 00's class picker."""
     import matplotlib.pyplot as plt
 
-    from .synthetic import designated_scenes
+    from ..synthetic import designated_scenes
 
     members = torch.nonzero(data.labels == class_index).flatten()[:n]
     scene_numbers = [i for i, c in enumerate(data.concept_categories) if c == "scene"]
@@ -88,6 +108,8 @@ def show_concept_masks(data: ImageSet, indices=(0, 1, 2)):
     return fig
 
 
+# ---------------------------------------------------------------- what students learn (01, 02, 05)
+
 def plot_softened(logits: torch.Tensor, classes: list[str], temperatures=(1, 4, 10), ax=None,
                   title: str = ""):
     """Bar charts of softmax(z / T) for one example at several temperatures."""
@@ -106,30 +128,6 @@ def plot_softened(logits: torch.Tensor, classes: list[str], temperatures=(1, 4, 
     ax.legend()
     ax.set_title(title)
     return ax
-
-
-def temperature_explorer(logits: torch.Tensor, classes: list[str], true_class: str = ""):
-    """An ipywidgets slider over T that redraws the teacher's softened distribution."""
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    def draw(temperature=4.0):
-        fig, ax = plt.subplots(figsize=(8, 3))
-        plot_softened(logits, classes, (temperature,), ax=ax,
-                      title=f"teacher's soft labels for a '{true_class}' image at T = {temperature:g}")
-        plt.show()
-
-    slider = widgets.FloatSlider(value=4.0, min=0.5, max=20.0, step=0.5, description="T",
-                                 continuous_update=False)
-    return widgets.interactive(draw, temperature=slider)
-
-
-def class_similarity(probabilities: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Mean predicted distribution per true class: row c is the average of p(·|x) over class c."""
-    matrix = torch.zeros(num_classes, num_classes)
-    for c in range(num_classes):
-        matrix[c] = probabilities[labels == c].mean(0)
-    return matrix
 
 
 def plot_heatmaps(matrices: dict[str, torch.Tensor], classes: list[str], vmax: float | None = None,
@@ -174,37 +172,6 @@ def plot_heatmaps(matrices: dict[str, torch.Tensor], classes: list[str], vmax: f
     return fig
 
 
-def plot_seed_spread(table, metric: str, order: list[str] | None = None, ax=None, reference=None,
-                     chance: float | None = None, top: float | None = None,
-                     reference_label: str = "teacher"):
-    """Each seed as a dot and the mean as a bar (error bar: one standard deviation), per
-    method (a pandas table with columns 'method', 'seed' and `metric`; notebook 02). The
-    value axis starts at zero (up to `top` when given); `reference` (e.g. the teacher's
-    value) and `chance` are drawn as dashed lines."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.2))
-    order = order or list(dict.fromkeys(table["method"]))
-    for i, method in enumerate(order):
-        values = table.loc[table["method"] == method, metric].to_numpy()
-        ax.bar(i, values.mean(), color="C%d" % i, alpha=0.5)
-        ax.errorbar(i, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, color="k",
-                    capsize=4)
-        ax.scatter(np.full(len(values), i), values, color="k", s=12, zorder=3,
-                   label="one seed" if i == 0 else None)
-    if reference is not None:
-        ax.axhline(reference, color="gray", ls="--", label=reference_label)
-    if chance is not None:
-        ax.axhline(chance, color="C3", ls=":", label="chance")
-    if reference is not None or chance is not None:
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.95)
-    ax.set_xticks(range(len(order)), order)
-    ax.set_ylabel(metric)
-    ax.set_ylim(0, top)
-    return ax
-
-
 def plot_learning_curves(histories: dict[str, list[list[dict]]], keys=("loss", "train_acc")):
     """Per-epoch training curves of several kinds of model (notebook 02): one thin line per
     seed, a thick line for the mean. `histories` maps a kind to its models' fit histories
@@ -229,14 +196,6 @@ def plot_learning_curves(histories: dict[str, list[list[dict]]], keys=("loss", "
     return fig
 
 
-def template_projection(features: torch.Tensor, weight: torch.Tensor, classes: tuple[int, int, int]):
-    """Müller et al.'s view: project penultimate features onto the plane through the three
-    classes' templates (rows of the final layer's weight). Returns (N, 2) coordinates."""
-    templates = weight[list(classes)].float()                       # 3 × d
-    basis = torch.linalg.qr((templates[1:] - templates[0]).T).Q     # d × 2, orthonormal
-    return (features.float() - templates[0]) @ basis
-
-
 def plot_projections(panels: dict[str, tuple[torch.Tensor, torch.Tensor]], class_names: list[str]):
     """Scatter plots of projected features, one panel per model: {title: (coords, labels)}
     (notebook 02)."""
@@ -255,35 +214,122 @@ def plot_projections(panels: dict[str, tuple[torch.Tensor, torch.Tensor]], class
     return fig
 
 
-# --------------------------------------------------------------- network dissection (03, 04)
+# ---------------------------------------------------------------- results over seeds (02-06)
 
+def plot_bars_with_seeds(table, value: str, groups: list, group_column: str,
+                         hue_column: str | None = None, hues: list | None = None, ax=None, *,
+                         alpha: float = 0.6, width: float = 0.8, jitter: float = 0.0,
+                         dots: bool = True, dot_label: str | None = "one seed",
+                         error_bars: bool = False, reference: float | None = None,
+                         reference_label: str = "teacher", chance: float | None = None,
+                         top: float | None = None):
+    """Bars for the mean over seeds with a dot for each seed: the course's chart of a result
+    over several seeds (notebooks 02-06), on an axis from zero (to `top` when given).
 
-def plot_counts(results: dict, ax=None, errors: dict | None = None, points: dict | None = None):
-    """Grouped bar chart of detectors per category: {name: Dissection or counts Series}.
-
-    errors: {name: {category: error bar}}; points: {name: DataFrame with one row per model
-    (seed) and a column per category}, drawn as dots over the bars.
+    table: one row per seed (model) with the columns `value`, `group_column` and, for grouped
+    bars, `hue_column`. A bar per group along the x axis, coloured C0, C1, ... in the order of
+    `groups`; with a hue, `hues` bars side by side per group, coloured and labelled (for a
+    legend) by hue. Missing values are left out; a bar without values is not drawn.
+    alpha, width: the bars' opacity and the width all of a group's bars share. jitter: spreads
+    a bar's dots over ±jitter, so that equal values (counts) stay apart. error_bars: one
+    standard deviation over seeds. reference: a dashed grey line (e.g. the teacher's value);
+    chance: a dotted red one. Draws no legend: the caller knows where it fits.
     """
     import matplotlib.pyplot as plt
-    import numpy as np
+
+    ax = ax or plt.subplots(figsize=(6, 3.2))[1]
+    hues = [None] if hue_column is None else list(hues)
+    bar = width / len(hues)
+    for k, hue in enumerate(hues):
+        for i, group in enumerate(groups):
+            values = _seed_values(table, value, {group_column: group, hue_column: hue})
+            if not len(values):
+                continue
+            x, mean = i - width / 2 + bar * (k + 0.5), values.mean()
+            first_bar = _first_label(ax, hue) if hue_column else None
+            ax.bar(x, mean, bar, color=f"C{k if hue_column else i}", alpha=alpha, label=first_bar)
+            if error_bars:
+                ax.errorbar(x, mean, yerr=values.std(ddof=1) if len(values) > 1 else 0,
+                            color="k", capsize=4)
+            if dots:
+                ax.scatter(x + _spread(len(values), jitter), values, s=10, color="k", zorder=3,
+                           label=_first_label(ax, dot_label))
+    if reference is not None:
+        ax.axhline(reference, color="gray", ls="--", label=reference_label)
+    if chance is not None:
+        ax.axhline(chance, color="C3", ls=":", label="chance")
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(value)
+    ax.set_ylim(0, top)
+    return ax
+
+
+def _seed_values(table, value: str, where: dict) -> np.ndarray:
+    """The non-missing `value`s of the rows matching every {column: wanted} (None: any)."""
+    rows = np.ones(len(table), dtype=bool)
+    for column, wanted in where.items():
+        if column is not None:
+            rows &= (table[column] == wanted).to_numpy()
+    return table.loc[rows, value].dropna().to_numpy(dtype=float)
+
+
+def _first_label(ax, label) -> str | None:
+    """`label` the first time it is drawn on `ax`, None after: one legend entry per label."""
+    if label is None or str(label) in ax.get_legend_handles_labels()[1]:
+        return None
+    return str(label)
+
+
+def _spread(n: int, jitter: float) -> np.ndarray:
+    return np.linspace(-jitter, jitter, n) if n > 1 else np.zeros(1)
+
+
+def plot_seed_spread(table, metric: str, order: list[str] | None = None, ax=None, reference=None,
+                     chance: float | None = None, top: float | None = None,
+                     reference_label: str = "teacher"):
+    """A bar (the mean) and error bar (one standard deviation) per method with each seed as a
+    dot (a pandas table with columns 'method', 'seed' and `metric`; notebooks 02, 04); the
+    reference and chance lines, when given, with a legend."""
+    order = order or list(dict.fromkeys(table["method"]))
+    ax = plot_bars_with_seeds(table, metric, order, "method", ax=ax, alpha=0.5, error_bars=True,
+                              reference=reference, reference_label=reference_label,
+                              chance=chance, top=top)
+    if reference is not None or chance is not None:
+        ax.legend(loc="lower right", fontsize=8, framealpha=0.95)
+    return ax
+
+
+def plot_seed_bars(table, metric: str, groups: list[str], hue: str, hue_order: list[str],
+                   ax=None, chance: float | None = None, chance_label: str = "chance",
+                   group_column: str = "model"):
+    """Bars per group (`group_column`) and hue, e.g. each model's accuracy on each test set,
+    with every seed as a dot and `chance` as a dashed line labelled `chance_label` (notebook
+    06, which places the legend)."""
+    return plot_bars_with_seeds(table, metric, groups, group_column, hue, hue_order, ax,
+                                reference=chance, reference_label=chance_label)
+
+
+# ---------------------------------------------------------------- network dissection (03, 04)
+
+def plot_counts(results: dict, ax=None, points: dict | None = None):
+    """Detectors per category, a bar per name side by side: {name: Dissection or counts
+    Series} (notebooks 03, 04).
+
+    points: {name: DataFrame with one row per model (seed) and a column per category}, drawn
+    as dots over the bars, which then show their mean.
+    """
+    import pandas as pd
 
     counts = {k: (v.counts if hasattr(v, "counts") else v) for k, v in results.items()}
-    cats = list(next(iter(counts.values())).index)
-    ax = ax or plt.subplots(figsize=(7, 3.2))[1]
-    width = 0.8 / len(counts)
-    x = np.arange(len(cats))
-    for i, (name, c) in enumerate(counts.items()):
-        pos = x + i * width - 0.4 + width / 2
-        err = None if errors is None else [errors[name].get(cat, 0) for cat in cats]
-        ax.bar(pos, [c.get(cat, 0) for cat in cats], width, yerr=err, capsize=3, label=name,
-               color=f"C{i}", alpha=0.75 if points else 1.0, error_kw={"lw": 1})
-        if points is not None and name in points:
-            for j, cat in enumerate(cats):
-                values = np.asarray(points[name][cat], dtype=float)
-                ax.scatter(np.full(len(values), pos[j]), values, s=10, color="k", zorder=3)
-    ax.set_xticks(x, cats)
-    ax.set_ylim(bottom=0)
-    ax.set_ylabel("concept detectors")
+    categories = list(next(iter(counts.values())).index)
+    seeds = []  # one row per (name, category, seed); without points the count is one "seed"
+    for name, c in counts.items():
+        for cat in categories:
+            values = points[name][cat] if points and name in points else [c.get(cat, 0)]
+            seeds += [{"category": cat, "name": name, "concept detectors": float(v)} for v in values]
+    ax = plot_bars_with_seeds(pd.DataFrame(seeds), "concept detectors", categories, "category",
+                              "name", list(counts), ax, alpha=0.75 if points else 1.0,
+                              dots=points is not None, dot_label=None)
     ax.legend(frameon=False)
     return ax
 
@@ -303,24 +349,20 @@ def plot_detectors_by_kind(table, kinds, categories, units: int | None = None,
     kinds = [k for k in kinds if (table.kind == k).any()]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.3),
                                    gridspec_kw={"width_ratios": [1, 2]})
-    for i, kind in enumerate(kinds):
-        values = table[table.kind == kind]["detectors"].to_numpy(dtype=float)
-        ax1.bar(i, values.mean(), 0.7, color=f"C{i}", alpha=0.75)
-        spread = np.linspace(-0.18, 0.18, len(values)) if len(values) > 1 else np.zeros(1)
-        ax1.scatter(i + spread, values, s=12, color="k", zorder=3)
-    ax1.set_xticks(range(len(kinds)), kinds, fontsize=9)
+    plot_bars_with_seeds(table, "detectors", kinds, "kind", ax=ax1, alpha=0.75, width=0.7,
+                         jitter=0.18, dot_label=None)
+    ax1.tick_params(axis="x", labelsize=9)
     ax1.set(ylabel="concept detectors", title="all detectors")
-    means = {k: table[table.kind == k][list(categories)].mean() for k in kinds}
-    plot_counts(means, ax=ax2, points={k: table[table.kind == k] for k in kinds})
+    per_category = table.melt(id_vars="kind", value_vars=list(categories),
+                              var_name="category", value_name="concept detectors")
+    plot_bars_with_seeds(per_category, "concept detectors", list(categories), "category",
+                         "kind", kinds, ax2, alpha=0.75, dot_label=None)
     ax2.set_title("per category")
     ax2.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
-    for ax in (ax1, ax2):
-        if units:
+    if units:  # one scale for every setting: the layer's number of units
+        for ax in (ax1, ax2):
             ax.axhline(units, color="0.5", lw=0.8, ls="--")
             ax.set_ylim(0, units * 1.05)
-        else:
-            ax.set_ylim(bottom=0)
-    if units:
         ax1.text(len(kinds) - 0.5, units, f"all {units} units", ha="right", va="bottom",
                  fontsize=8, color="0.4")
     if title:
@@ -330,34 +372,23 @@ def plot_detectors_by_kind(table, kinds, categories, units: int | None = None,
 
 
 def show_unit(model, layer: str, data, result, unit: int, k: int = 6):
-    """The unit browser's figure: top images, the unit's mask, the concept's mask (notebook 03)."""
+    """A unit at a glance: its top images, its mask on them and its concept's mask (notebook
+    03's unit picker draws one per unit)."""
     import matplotlib.pyplot as plt
 
     images, unit_mask, concept_mask = dissect.unit_masks(model, layer, data, result, unit, k)
     row = result.table.iloc[unit]
+    rows = {"image": None, "unit mask (A > T)": unit_mask, f"{row.concept} mask": concept_mask}
     fig, axes = plt.subplots(3, len(images), figsize=(1.6 * len(images), 5.2), squeeze=False)
-    for j in range(len(images)):
-        img = images[j].permute(1, 2, 0).numpy()
-        img = img[..., 0] if img.shape[-1] == 1 else img
-        for r, (overlay, title) in enumerate([(None, "image"), (unit_mask[j], "unit mask (A > T)"),
-                                              (concept_mask[j], f"{row.concept} mask")]):
-            ax = axes[r, j]
-            if overlay is None:
-                ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-            else:  # the mask at full brightness, the rest dimmed, outlined in red
-                m = overlay.float().numpy()
-                if m.shape != img.shape[:2]:
-                    m_img = F.interpolate(overlay[None, None].float(), size=img.shape[:2])[0, 0].numpy()
-                else:
-                    m_img = m
-                shade = 0.25 + 0.75 * m_img
-                ax.imshow(img * (shade if img.ndim == 2 else shade[..., None]),
-                          cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
-                if m_img.any():
-                    ax.contour(m_img, levels=[0.5], colors="red", linewidths=0.8)
-            ax.set_axis_off()
-            if j == 0:
-                ax.set_title(title, fontsize=8, loc="left")
+    for r, (title, masks) in enumerate(rows.items()):
+        for j, image in enumerate(images):
+            img = _to_hwc(image)
+            if masks is None:
+                axes[r, j].imshow(img, cmap="gray" if img.ndim == 2 else None)
+            else:
+                _highlight(axes[r, j], img, masks[j])
+            axes[r, j].set_axis_off()
+        axes[r, 0].set_title(title, fontsize=8, loc="left")
     kind = "detector" if row.detector else "not a detector"
     fig.suptitle(f"unit {unit}: {row.concept} ({row.category or '-'}), IoU {row.iou:.3f}, {kind}",
                  fontsize=10)
@@ -365,144 +396,20 @@ def show_unit(model, layer: str, data, result, unit: int, k: int = 6):
     return fig
 
 
-def unit_browser(model, layer: str, data, result, unit: int | None = None, k: int = 6):
-    """An ipywidgets menu of units (best IoU first) that redraws `show_unit` (notebook 03).
-
-    Figures are placed in the Output widget with `append_display_data` rather than captured
-    with `with out:`: capturing swaps the kernel's parent message, which under headless
-    execution (papermill, nbval) occasionally left the cell waiting forever.
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    table = result.table.sort_values("iou", ascending=False)
-    options = [(f"unit {r.unit}: {r.concept} ({r.category or '-'}) IoU {r.iou:.3f}"
-                + (" *" if r.detector else ""), int(r.unit)) for r in table.itertuples()]
-    menu = widgets.Dropdown(options=options, value=int(table.unit.iloc[0]) if unit is None else unit,
-                            description="unit", layout=widgets.Layout(width="420px"))
-    out = widgets.Output()
-
-    def draw(chosen):
-        fig = show_unit(model, layer, data, result, chosen, k)
-        out.outputs = ()
-        out.append_display_data(fig)
-        plt.close(fig)
-
-    menu.observe(lambda change: draw(change["new"]), names="value")
-    draw(menu.value)
-    return widgets.VBox([menu, out])
+def _highlight(ax, img: np.ndarray, mask: torch.Tensor) -> None:
+    """The mask's pixels at full brightness, the rest dimmed, the mask outlined in red."""
+    m = mask.float()
+    if tuple(m.shape) != img.shape[:2]:  # masks can be coarser than the image
+        m = F.interpolate(m[None, None], size=img.shape[:2])[0, 0]
+    m = m.numpy()
+    shade = 0.25 + 0.75 * m
+    ax.imshow(img * (shade if img.ndim == 2 else shade[..., None]),
+              cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+    if m.any():
+        ax.contour(m, levels=[0.5], colors="red", linewidths=0.8)
 
 
-# ---------------------------------------------------------------- precomputed figures (all)
-
-def figure_image(fig, dpi: int = 80) -> bytes:
-    """A matplotlib figure as WebP bytes, quality 90 (the figure is closed: a picker shows it).
-
-    Every frame of a picker is stored in the saved notebook; WebP keeps these figures' text,
-    colour bars and heat maps legible at a third to a half of a PNG's size (a PNG quantised to
-    256 colours is smaller still but bands the colour bars).
-    """
-    import io
-
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    png, webp = io.BytesIO(), io.BytesIO()
-    fig.savefig(png, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    Image.open(png).convert("RGB").save(webp, format="webp", quality=90, method=6)
-    return webp.getvalue()
-
-
-def _choice(labels: list, description: str, slider: bool):
-    import ipywidgets as widgets
-
-    options = [str(label) for label in labels]
-    style = {"description_width": "initial"}
-    if slider:
-        return widgets.SelectionSlider(options=options, description=description, style=style,
-                                       continuous_update=True)
-    return widgets.Dropdown(options=options, description=description, style=style)
-
-
-def figure_picker(frames: dict, names=("show",), slider: bool = False, dpi: int = 80):
-    """Controls that choose among precomputed figures: the reader moves the key variable and
-    sees its figure, in JupyterLab and in the published book alike (all notebooks).
-
-    frames: {label: matplotlib Figure, or PNG or WebP bytes}, one control named names[0]; or
-    {(a, b): figure} for two controls (names[0] picks a, names[1] picks b), e.g. notebook 04's
-    quantile × IoU threshold. Every figure is drawn once, up front, into an ipywidgets Stack,
-    and each control is tied to its Stack with `jslink`, which runs in the browser: the book's
-    saved widget state keeps working without a kernel, where a callback that redraws could not.
-    """
-    import ipywidgets as widgets
-
-    if not frames:
-        raise ValueError("figure_picker needs at least one figure")
-    names = (names,) if isinstance(names, str) else tuple(names)
-
-    def image(frame):
-        data = frame if isinstance(frame, bytes) else figure_image(frame, dpi)
-        kind = "png" if data.startswith(b"\x89PNG") else "webp"
-        return widgets.Image(value=data, format=kind, layout=widgets.Layout(max_width="100%"))
-
-    keys = list(frames)
-    if not isinstance(keys[0], tuple):
-        control = _choice(keys, names[0], slider)
-        stack = widgets.Stack([image(frames[k]) for k in keys], selected_index=0)
-        widgets.jslink((control, "index"), (stack, "selected_index"))
-        return widgets.VBox([control, stack])
-    if len(names) != 2 or any(not isinstance(k, tuple) or len(k) != 2 for k in keys):
-        raise ValueError("two controls need two names and (a, b) keys for every figure")
-    firsts, seconds = list(dict.fromkeys(k[0] for k in keys)), list(dict.fromkeys(k[1] for k in keys))
-    missing = [(a, b) for a in firsts for b in seconds if (a, b) not in frames]
-    if missing:
-        raise ValueError(f"figure_picker needs a figure for every pair; missing {missing[:3]}")
-    first, second = _choice(firsts, names[0], slider), _choice(seconds, names[1], slider)
-    rows = []
-    for a in firsts:
-        row = widgets.Stack([image(frames[(a, b)]) for b in seconds], selected_index=0)
-        widgets.jslink((second, "index"), (row, "selected_index"))
-        rows.append(row)
-    outer = widgets.Stack(rows, selected_index=0)
-    widgets.jslink((first, "index"), (outer, "selected_index"))
-    return widgets.VBox([widgets.HBox([first, second]), outer])
-
-
-# ---------------------------------------------------------------- explanations (05, 06)
-
-def plot_explanations(images: torch.Tensor, maps: dict, titles: list[str] | None = None,
-                      signed: bool = False):
-    """Images in the first row, then one row of explanation maps per model (notebooks 05, 06).
-
-    signed=True draws maps with a diverging colour map centred at 0 (B-cos contributions and
-    input×gradient can be negative); otherwise each map is scaled to its own maximum.
-    """
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    n = len(images)
-    fig, axes = plt.subplots(1 + len(maps), n, figsize=(1.5 * n, 1.55 * (1 + len(maps))), squeeze=False)
-    for j in range(n):
-        img = images[j].float() / 255 if images.dtype == torch.uint8 else images[j].float()
-        axes[0, j].imshow(img.permute(1, 2, 0).numpy().squeeze(), cmap="gray")
-        if titles:
-            axes[0, j].set_title(titles[j], fontsize=7)
-        for i, (name, m) in enumerate(maps.items(), start=1):
-            m = m[j].float().numpy()
-            if signed:
-                v = float(np.abs(m).max()) or 1.0
-                axes[i, j].imshow(m, cmap="bwr", vmin=-v, vmax=v)
-            else:
-                axes[i, j].imshow(m, cmap="inferno", vmin=0, vmax=float(m.max()) or 1.0)
-            if j == 0:
-                axes[i, j].set_ylabel(name, fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
-
+# ---------------------------------------------------------------- explanations (04-06)
 
 def _scaled_map(m: torch.Tensor, size, signed: bool) -> np.ndarray:
     """A map resized to `size` and divided by its largest value (|value| when signed), so
@@ -602,8 +509,8 @@ def explanation_frame(image: torch.Tensor, rows: dict, captions: dict | None = N
     rows: {row label: {model name: (H, W) map, or None for an empty panel}}; several rows
     show several maps per model (e.g. for the teacher's class and for the model's own
     prediction). captions: {row label: {model name: text or (text, colour)}}, each panel's
-    title (an empty panel shows its caption inside). All maps share one colour scale (each divided by its own maximum, as in
-    `plot_overlays`) and one colourbar.
+    title (an empty panel shows its caption inside). All maps share one colour scale (each
+    divided by its own maximum, as in `plot_overlays`) and one colourbar.
     """
     import matplotlib.pyplot as plt
 
@@ -644,63 +551,3 @@ def explanation_frame(image: torch.Tensor, rows: dict, captions: dict | None = N
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
-
-
-def explanation_picker(images: torch.Tensor, rows: dict, captions: dict | None = None,
-                       image_titles: list[str] | None = None, title: str = "",
-                       signed: bool = False, label: str | None = None, dpi: int = 80):
-    """A menu of images; each shows the image and every model's explanation overlaid on it
-    (notebooks 05, 06). The frames are drawn once, up front (`explanation_frame`), and chosen
-    in the browser (`figure_picker`), so the menu works in the published book too.
-
-    rows: {row label: {model name: (N, H, W) maps}} for the N `images` (keep N <= 12: every
-    frame is stored in the notebook); a None instead of maps leaves that panel empty.
-    captions: {row label: {model name: N texts or (text, colour) pairs}}.
-    image_titles: N texts, each image's title and (numbered) its entry in the menu.
-    """
-    n = len(images)
-    if not 0 < n <= 12:
-        raise ValueError(f"explanation_picker shows 1 to 12 images (frames), got {n}")
-    image_titles = image_titles or [f"image {j + 1}" for j in range(n)]
-    frames = {}
-    for j in range(n):
-        frame_rows = {r: {name: (None if m is None else m[j]) for name, m in row.items()}
-                      for r, row in rows.items()}
-        frame_captions = {r: {name: texts[j] for name, texts in row.items()}
-                          for r, row in (captions or {}).items()}
-        fig = explanation_frame(images[j], frame_rows, frame_captions, image_titles[j],
-                                title, signed, label)
-        frames[f"{j + 1}: {image_titles[j]}"] = figure_image(fig, dpi)
-    return figure_picker(frames, names=("image",), dpi=dpi)
-
-
-def plot_seed_bars(table, metric: str, groups: list[str], hue: str, hue_order: list[str],
-                   ax=None, chance: float | None = None, chance_label: str = "chance",
-                   group_column: str = "model"):
-    """Grouped bars (the mean over seeds) with every seed as a dot, the value axis from
-    zero and a dashed chance line (notebook 06).
-
-    table: one row per (group, hue, seed) with the column `metric`, e.g. the accuracy of
-    each model (`group_column`) on each test set (`hue`) for each seed.
-    """
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(6, 3.2))[1]
-    width = 0.8 / len(hue_order)
-    for k, h in enumerate(hue_order):
-        for i, g in enumerate(groups):
-            values = table.loc[(table[group_column] == g) & (table[hue] == h), metric]
-            values = values.dropna().to_numpy(dtype=float)
-            if not len(values):
-                continue
-            x = i - 0.4 + width * (k + 0.5)
-            ax.bar(x, values.mean(), width, color=f"C{k}", alpha=0.6,
-                   label=h if i == 0 else None)
-            ax.scatter(np.full(len(values), x), values, s=10, color="k", zorder=3,
-                       label="one seed" if (i == 0 and k == 0) else None)
-    if chance is not None:
-        ax.axhline(chance, color="gray", ls="--", lw=1, label=chance_label)
-    ax.set_xticks(range(len(groups)), groups, fontsize=8)
-    ax.set_ylim(bottom=0)
-    ax.set_ylabel(metric)
-    return ax

@@ -1,0 +1,145 @@
+"""kdlab.figures: the one chart of results over seeds, the pickers, and the names that moved out
+of kdlab.plots (they still resolve, with a DeprecationWarning)."""
+
+import subprocess
+import sys
+
+import matplotlib
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgb
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from kdlab import metrics  # noqa: E402
+from kdlab.figures import plots, widgets  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def bar_heights(ax) -> list[float]:
+    return [patch.get_height() for patch in ax.patches]
+
+
+def colours(ax) -> list[tuple]:
+    return [p.get_facecolor()[:3] for p in ax.patches]
+
+
+def colours_of(*names) -> list[tuple]:
+    return [to_rgb(name) for name in names]
+
+
+def dots_per_bar(ax) -> list[int]:
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    return [len(c.get_offsets()) for c in dots]
+
+
+# two models on two test sets: three seeds each, but model "b" lacks one seed on "ood"
+# and "a" has a missing value (left out)
+SEEDS = pd.DataFrame([
+    {"model": "a", "test": "in", "seed": 0, "accuracy": 0.5},
+    {"model": "a", "test": "in", "seed": 1, "accuracy": 0.7},
+    {"model": "a", "test": "in", "seed": 2, "accuracy": float("nan")},
+    {"model": "a", "test": "ood", "seed": 0, "accuracy": 0.2},
+    {"model": "a", "test": "ood", "seed": 1, "accuracy": 0.4},
+    {"model": "b", "test": "in", "seed": 0, "accuracy": 0.9},
+    {"model": "b", "test": "in", "seed": 1, "accuracy": 0.8},
+    {"model": "b", "test": "in", "seed": 2, "accuracy": 1.0},
+    {"model": "b", "test": "ood", "seed": 0, "accuracy": 0.6},
+])
+
+
+def test_grouped_bars_show_the_mean_with_a_dot_per_seed():
+    ax = plots.plot_bars_with_seeds(SEEDS, "accuracy", ["a", "b"], "model", "test", ["in", "ood"],
+                                    reference=0.25, reference_label="chance")
+    # drawn hue by hue: (a, in), (b, in), (a, ood), (b, ood)
+    assert bar_heights(ax) == pytest.approx([0.6, 0.9, 0.3, 0.6])
+    assert dots_per_bar(ax) == [2, 3, 2, 1]
+    assert colours(ax) == colours_of("C0", "C0", "C1", "C1"), "coloured by hue"
+    centres = [p.get_x() + p.get_width() / 2 for p in ax.patches]
+    assert centres == pytest.approx([-0.2, 0.8, 0.2, 1.2])
+    assert ax.get_ylim()[0] == 0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    _, labels = ax.get_legend_handles_labels()
+    assert sorted(labels) == ["chance", "in", "one seed", "ood"], "one legend entry each"
+    assert [line.get_ydata()[0] for line in ax.get_lines()] == [0.25]
+
+
+def test_without_a_hue_each_group_has_its_colour_and_error_bar():
+    table = SEEDS.rename(columns={"model": "method"})[SEEDS.test == "in"]
+    ax = plots.plot_seed_spread(table, "accuracy", chance=0.25, top=1)
+    assert bar_heights(ax) == pytest.approx([0.6, 0.9])
+    assert dots_per_bar(ax) == [2, 3]
+    assert colours(ax) == colours_of("C0", "C1"), "coloured by group"
+    assert ax.get_ylim() == (0, 1)
+    assert len(ax.containers) == 4, "a bar and an error bar per method"
+    assert ax.get_legend() is not None
+
+
+def test_an_empty_bar_is_not_drawn():
+    only_b = SEEDS[SEEDS.model == "b"]
+    ax = plots.plot_seed_bars(only_b, "accuracy", ["a", "b"], "test", ["in", "ood"])
+    assert bar_heights(ax) == pytest.approx([0.9, 0.6])
+
+
+def test_detector_counts_per_kind_and_category():
+    table = pd.DataFrame({"kind": ["kd", "kd", "scratch"], "object": [2, 4, 1], "part": [0, 2, 3]})
+    table["detectors"] = table.object + table.part
+    fig = plots.plot_detectors_by_kind(table, ["scratch", "kd", "ls"], ["object", "part"], units=8)
+    left, right = fig.axes
+    assert bar_heights(left) == pytest.approx([4, 4])            # scratch, kd; no ls models
+    assert dots_per_bar(left) == [1, 2]
+    assert bar_heights(right) == pytest.approx([1, 3, 3, 1])     # scratch's, then kd's categories
+    assert left.get_ylim() == right.get_ylim() == pytest.approx((0, 8.4))
+
+    counts = plots.plot_counts({"a": pd.Series({"object": 3, "part": 1})})
+    assert bar_heights(counts) == [3, 1] and not dots_per_bar(counts), "no dots without points"
+
+
+def test_figure_picker_draws_every_frame_up_front():
+    frames = {(q, t): plt.subplots(figsize=(1, 1))[0] for q in (1, 2) for t in ("x", "y")}
+    picker = widgets.figure_picker(frames, ("q", "t"))
+    _, outer = picker.children
+    assert [len(row.children) for row in outer.children] == [2, 2]
+    del frames[(2, "y")]
+    with pytest.raises(ValueError, match="every pair"):
+        widgets.figure_picker(frames, ("q", "t"))
+
+
+MOVED = {"figure_picker": widgets, "explanation_picker": widgets, "figure_image": widgets,
+         "class_similarity": metrics, "template_projection": metrics}
+
+
+@pytest.mark.parametrize("name", MOVED)
+def test_moved_names_still_resolve_with_a_warning(name):
+    with pytest.warns(DeprecationWarning, match=f"moved to {MOVED[name].__name__}.{name}"):
+        assert getattr(plots, name) is getattr(MOVED[name], name)
+
+
+def test_kdlab_plots_is_kdlab_figures_plots():
+    import kdlab
+
+    with pytest.warns(DeprecationWarning, match="kdlab.figures.plots"):
+        assert kdlab.plots is plots
+
+
+@pytest.mark.parametrize("name", ["temperature_explorer", "unit_browser", "plot_explanations"])
+def test_removed_names_are_gone(name):
+    with pytest.raises(AttributeError):
+        getattr(plots, name)
+
+
+def test_importing_the_plots_stays_light():
+    # matplotlib and ipywidgets load when a figure is drawn; plots never imports widgets
+    heavy = ("matplotlib", "ipywidgets", "pandas", "kdlab.figures.widgets")
+    code = f"import sys, kdlab.figures.plots; print([m for m in {heavy} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
