@@ -43,9 +43,10 @@ kdlab.tools, the course's tooling: run (`python -m kdlab.tools.run`, the papermi
     student (`python -m kdlab.tools.student`, the notebooks with exercise solutions removed)
 
 Every notebook starts with `kdlab.check_params(globals(), ...)` and `kdlab.pick_device()` and
-ends with `kdlab.save_results(...)` (kdlab.runtime.notebook, kdlab.runtime.device). Importing kdlab imports only torch,
-torchvision and numpy; everything heavier (pandas, matplotlib, ipywidgets, papermill, bcos) is
-imported inside the functions that need it, so `import kdlab` stays fast in every notebook.
+ends with `kdlab.save_results(...)` (kdlab.runtime.notebook, kdlab.runtime.device). Importing
+kdlab imports only torch, torchvision and numpy; everything heavier (pandas, matplotlib,
+ipywidgets, papermill, bcos) is imported inside the functions that need it, so `import kdlab`
+stays fast in every notebook.
 """
 
 __version__ = "0.1.0"

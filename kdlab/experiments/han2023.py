@@ -3,10 +3,11 @@
 Taught in notebook 04. Scratch, KD, LS and KD-from-LS-teacher students come from kdlab.recipes
 (the same configurations, hence the same cached models, as notebook 02); the full run dissects
 ImageNet ResNet-18s from checkpoints the user supplies (params/imagenet_dissect.yaml;
-kdlab.scale.pretrained.imagenet_models loads them), layer4 on Broden, where Han et al. count a unit as a detector when its best IoU exceeds 0.05. Their
-published numbers are kdlab.papers.table("han2023"); they come from NetDissect-Lite, whose
-union rule is kdlab.dissect's union="lite", so the tables here give both rules. The concept
-data comes from kdlab.scale.broden.concept_data.
+kdlab.scale.pretrained.imagenet_models loads them), layer4 on Broden, where Han et al. count
+a unit as a detector when its best IoU exceeds 0.05. Their published numbers are
+kdlab.papers.table("han2023"); they come from NetDissect-Lite, whose union rule is
+kdlab.dissect's union="lite", so the tables here give both rules. The concept data comes from
+kdlab.scale.broden.concept_data.
 """
 
 from __future__ import annotations

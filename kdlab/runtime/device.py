@@ -25,11 +25,12 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 # cores are usable). oneDNN and PyTorch split a convolution's and a BatchNorm's sums by thread, so
 # the same training on 1, 2 or 8 threads ends with weights that differ in their last bits, and
 # an unconverged detail (a unit's IoU near a threshold) can follow. A fixed count makes a model,
-# and every number the notebooks show, the same on every machine of one processor family with one torch
-# build (another processor may round differently: what must hold everywhere is the verdicts).
-# Two: the course's 2-core laptop, and most of what these small ResNets gain from threads (on
-# 2 cores a resnet8 teacher trains 1.9x faster than on one thread, a resnet8_w8 student 1.3-1.5x;
-# bench/bench_threads.py). kdlab.runtime.parallel uses further cores by training several models at once.
+# and every number the notebooks show, the same on every machine of one processor family with
+# one torch build (another processor may round differently: what must hold everywhere is the
+# verdicts). Two: the course's 2-core laptop, and most of what these small ResNets gain from
+# threads (on 2 cores a resnet8 teacher trains 1.9x faster than on one thread, a resnet8_w8
+# student 1.3-1.5x; bench/bench_threads.py). kdlab.runtime.parallel uses further cores by
+# training several models at once.
 CPU_TRAINING_THREADS = 2
 
 

@@ -14,8 +14,8 @@ A job is a picklable call that trains or loads one model (or a few), such as
 `functools.partial(recipes.train_student, "kd", train, teacher, seed=3)`. Workers start with
 Python's "spawn" method (safe next to the threads torch has running) and import kdlab afresh,
 which takes a few seconds. What a job reports to the cache's summary ("trained", "loaded
-from the cache", kdlab.runtime.progress.report) is replayed here as each job finishes, so a notebook's
-`summary` block counts it as usual; what it prints is printed here.
+from the cache", kdlab.runtime.progress.report) is replayed here as each job finishes, so a
+notebook's `summary` block counts it as usual; what it prints is printed here.
 
 When a job fails, the jobs not yet started are cancelled and those running finish; their
 results are kept, not discarded. The error is raised here with a note naming the failed job

@@ -5,8 +5,8 @@ Taught in notebook 01; used wherever the course trains, dissects or explains.
 Every loop that takes more than a few seconds shows a tqdm bar (`bar`) that redraws at most once
 a second. In a notebook it is one line of text, redrawn in place, that ends showing the finished
 bar (tqdm's widget bar would leave a hidden widget in the saved outputs: an empty gap in the
-book); elsewhere it is tqdm's bar on stderr, removed when done. A cell that trains or loads many models wraps the
-loop in `summary("20 students", total=20)`: inside it, one bar counts the models, the models'
+book); elsewhere it is tqdm's bar on stderr, removed when done. A cell that trains or loads
+many models wraps the loop in `summary("20 students", total=20)`: inside it, one bar counts the models, the models'
 own bars stay hidden, and the cache's "loaded ..." / "trained ..." lines are counted instead of
 printed; the block ends with one line (in a notebook it replaces the bar), such as
 
