@@ -7,7 +7,7 @@ convolutions natively, so the question for a faster `make run` is how much bf16 
 the course's own models and batches. For a scratch student (resnet8_w8, batch 64), a KD student
 (the same, with the resnet8 teacher in the loop) and the teacher (resnet8, batch 128), this
 times training steps on the course's synthetic images in float32 and under bf16 autocast,
-interleaved round by round on kdlab.train.CPU_TRAINING_THREADS threads with channels_last (as
+interleaved round by round on kdlab.runtime.device.CPU_TRAINING_THREADS threads with channels_last (as
 fit does), and prints images/s and the ratio.
 
 It also profiles one float32 epoch of the scratch student and prints each kind of operation's
@@ -29,7 +29,8 @@ from kdlab import recipes
 from kdlab.data import DeviceLoader
 from kdlab.losses import CrossEntropy, Distillation
 from kdlab.models import get_model
-from kdlab.train import CPU_TRAINING_THREADS, TrainConfig, make_optimizer
+from kdlab.runtime.device import CPU_TRAINING_THREADS
+from kdlab.train import TrainConfig, make_optimizer
 
 MODELS = {  # kind: (architecture, batch size, distils from the teacher)
     "scratch": ("resnet8_w8", 64, False),

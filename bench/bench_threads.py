@@ -2,7 +2,7 @@
 
     python bench/bench_threads.py [--epochs 8] [--kinds scratch,kd,teacher]
 
-kdlab trains every model on a fixed two threads on a CPU (kdlab.train.CPU_TRAINING_THREADS), so
+kdlab trains every model on a fixed two threads on a CPU (kdlab.runtime.device.CPU_TRAINING_THREADS), so
 that results do not depend on the machine. This measures, for notebook 02's models (resnet8_w8
 students on the first 2,000 images of design v2, batch 64, KD from an untrained resnet8 of the
 same cost as the course teacher; the teacher itself on all 6,000 images, batch 128), the images

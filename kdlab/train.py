@@ -27,10 +27,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .runtime.checkpoints import (CheckpointError, architecture_signature, config_key, load_checkpoint,  # noqa: F401
-                          read_checkpoint, save_atomic, weights_key)
+from .runtime.checkpoints import (CheckpointError, architecture_signature, config_key, load_checkpoint,
+                                  save_atomic, weights_key)
 from .data import DeviceLoader, ImageSet
-from .runtime.device import CPU_TRAINING_THREADS, pick_device, training_threads, usable_cores  # noqa: F401
+from .runtime.device import pick_device, training_threads
 from .runtime.files import CACHE_DIR
 from .runtime.progress import bar as progress_bar, report
 

@@ -36,7 +36,7 @@ from kdlab.models import get_model
 from kdlab.synthetic import make_concept_dataset
 from kdlab.scale.broden import concept_data
 from kdlab.scale.pretrained import imagenet_models, load_model
-from kdlab.train import CheckpointError, save_atomic
+from kdlab.runtime.checkpoints import CheckpointError, save_atomic
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from kdlab.data import ImageSet
 from kdlab.losses import CrossEntropy
 from kdlab.models import get_model
 from kdlab.scale import distributed
-from kdlab.train import CheckpointError, TrainConfig, fit
+from kdlab.runtime.checkpoints import CheckpointError
+from kdlab.train import TrainConfig, fit
 
 pytestmark = pytest.mark.distributed
 

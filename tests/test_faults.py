@@ -220,7 +220,7 @@ def tiny_setup():
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "text"])
 def test_an_unreadable_checkpoint_is_named_with_the_fix(tmp_path, damage):
-    from kdlab.train import CheckpointError, load_checkpoint, save_atomic
+    from kdlab.runtime.checkpoints import CheckpointError, load_checkpoint, save_atomic
 
     build, *_ = tiny_setup()
     path = tmp_path / "model.pt"
@@ -232,7 +232,7 @@ def test_an_unreadable_checkpoint_is_named_with_the_fix(tmp_path, damage):
 
 
 def test_a_plain_state_dict_is_called_what_it_is(tmp_path):
-    from kdlab.train import CheckpointError, load_checkpoint
+    from kdlab.runtime.checkpoints import CheckpointError, load_checkpoint
 
     build, *_ = tiny_setup()
     torch.save(build().state_dict(), tmp_path / "weights.pt")
@@ -700,7 +700,7 @@ def test_a_teacher_of_another_architecture_points_at_teacher_arch(tmp_path, caps
     from kdlab.datasets import load_dataset
     from kdlab.models import get_model
     from kdlab.scale import cli
-    from kdlab.train import save_atomic
+    from kdlab.runtime.checkpoints import save_atomic
 
     classes = load_dataset("synthetic", "train", n=64, seed=0).num_classes
     path = tmp_path / "teacher.pt"

@@ -6,7 +6,8 @@ import torch
 from kdlab.runtime import parallel, progress
 from kdlab.datasets import load_dataset
 from kdlab.recipes import Recipe
-from kdlab.train import TrainConfig, weights_key
+from kdlab.runtime.checkpoints import weights_key
+from kdlab.train import TrainConfig
 
 
 @pytest.fixture(scope="module")

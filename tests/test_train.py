@@ -5,8 +5,9 @@ from kdlab.datasets import load_dataset
 from kdlab.losses import CrossEntropy, Distillation
 from kdlab.models import get_model
 from kdlab.recipes import KINDS, Recipe
-from kdlab.train import (CheckpointError, OneProcess, TrainConfig, cache_location, fit, load_checkpoint,
-                         load_or_train, usable_cores, weights_key)
+from kdlab.runtime.checkpoints import CheckpointError, load_checkpoint, weights_key
+from kdlab.runtime.device import usable_cores
+from kdlab.train import OneProcess, TrainConfig, cache_location, fit, load_or_train
 
 
 @pytest.fixture(scope="module")

@@ -32,10 +32,12 @@ from torch import nn
 
 from ..data import ImageSet
 from ..explain import METHODS, default_layer, explanation_pass
-from ..runtime.files import CACHE_DIR
 from ..inference import batches, evaluation
+from ..runtime.checkpoints import CheckpointError, config_key, read_checkpoint, save_atomic, weights_key
+from ..runtime.device import pick_device
+from ..runtime.files import CACHE_DIR
 from ..runtime.progress import bar as progress_bar, report
-from ..train import CheckpointError, TrainedModel, config_key, pick_device, read_checkpoint, save_atomic, weights_key
+from ..train import TrainedModel
 
 FORMAT = "frozen-explanations-v1"
 

@@ -2,7 +2,7 @@
 
 Taught in notebook 02; notebooks 04, 05 and 06 train their students the same way.
 
-`fit` trains on a fixed kdlab.train.CPU_TRAINING_THREADS threads on a CPU, so that a model
+`fit` trains on a fixed kdlab.runtime.device.CPU_TRAINING_THREADS threads on a CPU, so that a model
 comes out the same on every machine. A machine with more cores would leave the rest idle while
 a notebook trains its twenty students one after another. `run_all` runs such independent jobs
 in worker processes instead, one per CPU_TRAINING_THREADS usable cores (4 on an 8-core

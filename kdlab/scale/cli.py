@@ -266,7 +266,8 @@ def teacher_file(o: Options) -> Path:
 def load_teacher(o: Options, num_classes: int, in_channels: int):
     """The teacher as load_or_train identifies it: a TrainedModel keyed like the cache's."""
     from ..models import get_model
-    from ..train import CheckpointError, TrainedModel, load_checkpoint
+    from ..runtime.checkpoints import CheckpointError, load_checkpoint
+    from ..train import TrainedModel
 
     if o.teacher_pretrained:
         return get_model(o.teacher_arch, num_classes, in_channels, pretrained=True)
@@ -296,7 +297,7 @@ def wrong_architecture(path: Path, arch: str, model, num_classes: int, in_channe
     checkpoint's trouble is something else."""
     from ..models import _REGISTRY as KDLAB_ARCHITECTURES  # the names get_model builds itself
     from ..models import get_model
-    from ..train import read_checkpoint
+    from ..runtime.checkpoints import read_checkpoint
 
     try:
         weights = read_checkpoint(path)["model"]
@@ -338,7 +339,9 @@ def run(recipe: Recipe, cfg: TrainConfig, o: Options) -> dict:
     from . import distributed
     from ..runtime.files import run_dir, write_json_atomic
     from ..runtime.notebook import environment
-    from ..train import TrainedModel, cache_location, fit, pick_device, read_checkpoint
+    from ..runtime.checkpoints import read_checkpoint
+    from ..runtime.device import pick_device
+    from ..train import TrainedModel, cache_location, fit
 
     started = time.time()
     info = distributed.init(device=o.device if o.device in ("cpu", "cuda") else "auto")
