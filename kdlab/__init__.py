@@ -8,9 +8,12 @@ notebook that teaches it. Read it in this order:
     models             CIFAR ResNets and torchvision models                  (notebook 01)
     losses             cross-entropy, label smoothing, KD, e²KD              (notebooks 01, 02, 05)
     train              fit, and the load-or-train cache                      (notebook 01)
+    teacher_table      a teacher's logits for every augmented view, shared by its KD students
+    soft_targets       fixed soft targets over a chosen class grouping       (notebook 02)
     recipes            what to train: the course's settings, teacher and students (01, 02)
     metrics            accuracy, agreement, calibration, class similarity    (notebooks 01, 02)
-    verdicts           paired per-seed differences, intervals, verdicts      (notebooks 02-06)
+    verdicts           paired t-intervals, equivalence, Holm: the five outcomes (notebooks 02-06)
+    claims             the claims fixed in advance (params/claims.yaml), decided (02-06)
     inference          a trained model over many images: eval mode, batches, hooks (notebook 03)
     concepts           concept data: images with per-pixel concept labels   (notebook 03)
     quantiles, dissect network dissection: unit thresholds, IoU, detectors   (notebook 03)

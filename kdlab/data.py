@@ -78,13 +78,16 @@ def few_shot_indices(labels: torch.Tensor, shots: int, seed: int = 0) -> torch.T
 
 
 def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator,
-                     flip: bool = True) -> torch.Tensor:
+                     flip: bool = True, return_views: bool = False):
     """Padded random crop and horizontal flip of a whole batch, one draw per image.
 
     All channels of an image move together, so an explanation map stacked as extra
     channels is transformed exactly like its image (frozen explanations, notebook 05).
+    return_views: also return each image's view, dy·(2·pad+1) + dx + flipped·(2·pad+1)², the
+    index into a teacher's table of logits (kdlab.teacher_table; the same draws either way).
     """
     n, _, h, w = x.shape
+    view = torch.zeros(n, dtype=torch.long, device=x.device)
     if pad > 0:
         padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
         dy = torch.randint(2 * pad + 1, (n, 1), generator=generator, device=x.device)
@@ -94,10 +97,12 @@ def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator,
         batch = torch.arange(n, device=x.device)[:, None, None, None]
         chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
         x = padded[batch, chans, rows, cols]
+        view = (dy * (2 * pad + 1) + dx)[:, 0]
     if flip:
         flips = torch.rand(n, generator=generator, device=x.device) < 0.5
         x = torch.where(flips[:, None, None, None], x.flip(-1), x)
-    return x
+        view = view + flips * (2 * pad + 1) ** 2
+    return (x, view) if return_views else x
 
 
 @dataclass
@@ -116,17 +121,19 @@ class DeviceLoader:
     tensors (e.g. frozen teacher logits and explanation maps) that travel with each batch;
     those with the images' height and width are cropped and flipped together with them.
     train=True shuffles, drops the last partial batch and augments: a padded random crop
-    (pad=0: none) and a horizontal flip (flip=False: none).
+    (pad=0: none) and a horizontal flip (flip=False: none). views=True: each batch also carries
+    `extras["view"]`, the view each image was drawn in (random_crop_flip; 0 without augmentation).
     """
 
     def __init__(self, data: ImageSet, batch_size: int, device="cpu", train: bool = False,
                  pad: int = 4, seed: int = 0, extras: dict[str, torch.Tensor] | None = None,
-                 flip: bool = True):
+                 flip: bool = True, views: bool = False):
         self.device = torch.device(device)
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
         self.extras = {k: v.to(self.device) for k, v in (extras or {}).items()}
         self.batch_size, self.train, self.pad, self.seed, self.flip = batch_size, train, pad, seed, flip
+        self.views = views
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -150,9 +157,13 @@ class DeviceLoader:
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.images[idx].float().div_(255)
             extras = {k: v[idx] for k, v in self.extras.items()}
+            if self.views:
+                extras["view"] = torch.zeros(len(idx), dtype=torch.long, device=self.device)
             if self.train and (self.pad or self.flip):
                 stacked = torch.cat([x] + [extras[k].float() for k in spatial], dim=1)
-                stacked = random_crop_flip(stacked, self.pad, g, flip=self.flip)
+                stacked, view = random_crop_flip(stacked, self.pad, g, flip=self.flip, return_views=True)
+                if self.views:
+                    extras["view"] = view
                 x, start = stacked[:, : x.shape[1]], x.shape[1]
                 for k in spatial:
                     extras[k] = stacked[:, start:start + extras[k].shape[1]]

@@ -67,7 +67,8 @@ class Distillation:
 
     The teacher runs in inference mode on the same augmented batch as the student.
     If the batch carries stored teacher logits (`batch.extras['teacher_logits']`) they are
-    used instead, which is how frozen teacher outputs are reused (notebook 05).
+    used instead: frozen teacher outputs (notebook 05), or the logits of the views drawn, looked
+    up in the teacher's table (kdlab.teacher_table; kdlab.train.fit with cfg.teacher_table).
     """
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.5):

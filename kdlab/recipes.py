@@ -16,6 +16,10 @@ architecture, objective); a kdlab.train.TrainConfig says how. The kind decides t
     kd_from_ls  the same, from a teacher trained with label smoothing (pass that teacher)
     e2kd        KD plus λ·(1 - cos) between the teacher's and the student's explanations of
                 the teacher's top-1 class (Parchami-Araghi et al. 2024; notebook 05)
+    soft_family, soft_permuted, soft_uniform, soft_part
+                no teacher: fixed soft targets with wrong-class mass m = soft_mass over the
+                true class's shape family, a permuted group, all classes or its part
+                (kdlab.soft_targets; notebook 02's test of Han et al.'s mechanism)
 
 Teachers are of kind scratch or ls. A model's cache name is `teacher`, `teacher-ls<ε>` or
 `student-<kind>-seed<seed>`; its cache key is kdlab.train.cache_location's hash of the whole
@@ -36,10 +40,12 @@ from .datasets import load_dataset
 from .losses import CrossEntropy, Distillation, ExplanationDistillation
 from .models import get_model
 from .runtime.parallel import run_all
+from .soft_targets import SoftTargets
 from .synthetic import COURSE_DESIGN
 from .train import TrainConfig, TrainedModel, load_or_train
 
-KINDS = {"teacher": ("scratch", "ls"), "student": ("scratch", "ls", "kd", "kd_from_ls", "e2kd")}
+SOFT_KINDS = ("soft_family", "soft_permuted", "soft_uniform", "soft_part")
+KINDS = {"teacher": ("scratch", "ls"), "student": ("scratch", "ls", "kd", "kd_from_ls", "e2kd") + SOFT_KINDS}
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class CourseSettings:
     epsilon: float = 0.1               # label smoothing ε
     e2kd_alpha: float = 1.0            # α of the e²KD comparisons (notebooks 05, 06): label-free, as in the paper
     lam: float = 5.0                   # λ of the e²KD comparisons (the paper: 1, 5 or 10)
+    soft_mass: float = 0.0917          # m of the soft_* students: label smoothing's wrong-class mass ε·(K−1)/K (notebook 02)
 
 
 COURSE = CourseSettings()
@@ -83,7 +90,7 @@ class Recipe:
     """
 
     role: str = "student"           # teacher | student
-    kind: str = "scratch"           # scratch | ls | kd | kd_from_ls | e2kd (teachers: scratch | ls)
+    kind: str = "scratch"           # scratch | ls | kd | kd_from_ls | e2kd | soft_* (teachers: scratch | ls)
     arch: str = COURSE.student_arch  # the model to train (a kdlab.models.get_model name)
     temperature: float = COURSE.temperature  # KD temperature T
     alpha: float = COURSE.alpha     # weight α of the KD term (Han et al.: 0.5); 1 - α weights the labels
@@ -91,6 +98,7 @@ class Recipe:
     lam: float = 1.0                # e2kd: λ, the weight of the explanation term
     explain_method: str = "gradcam"  # e2kd: gradcam | bcos | input_x_gradient
     layer: str | None = None        # e2kd: the layer GradCAM explains (default: the last stage)
+    soft_mass: float = COURSE.soft_mass  # soft_*: the targets' wrong-class mass m
 
     def __post_init__(self):
         if self.role not in KINDS:
@@ -109,6 +117,8 @@ class Recipe:
             return CrossEntropy()
         if self.kind == "ls":
             return CrossEntropy(self.epsilon)
+        if self.kind in SOFT_KINDS:
+            return SoftTargets(self.kind.removeprefix("soft_"), self.soft_mass)
         if self.kind == "e2kd":
             return ExplanationDistillation(self.temperature, self.alpha, self.lam, self.explain_method,
                                            self.layer)
@@ -131,6 +141,9 @@ class Recipe:
         the kinds that distil; `name` replaces the default cache name."""
         if self.distils and teacher is None:
             raise ValueError(f"a {self.kind} student needs a teacher")
+        # the teacher-logit table (kdlab.teacher_table) serves plain KD only: a shared config's
+        # switch is ignored by the other kinds
+        cfg = replace(cfg, teacher_table=cfg.teacher_table and self.kind in ("kd", "kd_from_ls"))
         return load_or_train(name or self.name(cfg.seed), lambda: self.build(data), data, self.objective(),
                              cfg, teacher=teacher if self.distils else None, **options)
 
@@ -198,7 +211,7 @@ def train_students(teachers: dict[str, TrainedModel | torch.nn.Module | None], s
                    alpha: float = COURSE.alpha, epsilon: float = COURSE.epsilon, device="auto", *,
                    recipes: dict[str, Recipe] | None = None, cfg: TrainConfig | None = None,
                    steps: int | None = None, name: str = "student", workers: int | None = None,
-                   **options) -> dict[tuple[str, int], TrainedModel]:
+                   soft_mass: float = COURSE.soft_mass, **options) -> dict[tuple[str, int], TrainedModel]:
     """A student of every kind in `teachers` ({kind: its teacher}, None for scratch and ls)
     for every seed: {(kind, seed): TrainedModel}, seed by seed, in the order of `teachers`.
 
@@ -212,14 +225,16 @@ def train_students(teachers: dict[str, TrainedModel | torch.nn.Module | None], s
     passes `recipes` ({kind: Recipe}) and `cfg` (how; the seed is set per student), which
     replace arch ... epsilon and epochs, lr, batch_size. steps: train each for that many
     optimizer steps instead of cfg's epochs (`fixed_steps`); such students carry their number
-    of images in their name. name: the names' prefix. options: load_or_train's (extras and
+    of images in their name. name: the names' prefix. soft_mass: the soft_* kinds' m
+    (kdlab.soft_targets; teacher None). options: load_or_train's (extras and
     extras_key for stored teacher outputs, progress, cache_dir).
 
     Several train at once on a CPU with cores to spare (kdlab.runtime.parallel, `workers` processes;
     the same models as one after another).
     """
     data = first_images(train, n_images)
-    recipes = recipes or {kind: Recipe("student", kind, arch, temperature, alpha, epsilon) for kind in teachers}
+    recipes = recipes or {kind: Recipe("student", kind, arch, temperature, alpha, epsilon, soft_mass=soft_mass)
+                          for kind in teachers}
     cfg = cfg or TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
     if steps is not None:
         cfg = fixed_steps(cfg, steps, len(data))

@@ -33,6 +33,7 @@ from .data import DeviceLoader, ImageSet
 from .runtime.device import pick_device, training_threads
 from .runtime.files import CACHE_DIR
 from .runtime.progress import bar as progress_bar, report
+from .teacher_table import logits_table
 
 
 @dataclass
@@ -56,6 +57,7 @@ class TrainConfig:
     bf16: bool = True               # autocast to bfloat16 (CUDA only)
     channels_last: bool = True      # channels_last memory format (CPU: even batches, inside fit)
     compile: bool = False           # torch.compile the student
+    teacher_table: bool = False     # KD: the teacher's logits for every crop and flip, computed once
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam"):
@@ -73,6 +75,14 @@ class TrainConfig:
         if self.gamma <= 0:
             raise ValueError(f"gamma must be positive, got {self.gamma}")
         self.milestones = tuple(self.milestones)
+
+    def key_fields(self) -> dict:
+        """The fields as the cache key sees them: teacher_table only when on, so the keys of
+        models trained before it existed stay valid."""
+        fields = asdict(self)
+        if not self.teacher_table:
+            del fields["teacher_table"]
+        return fields
 
 
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -114,7 +124,7 @@ class OneProcess:
         """
         if isinstance(data, ImageSet):
             return DeviceLoader(data, cfg.batch_size, device, train=True, seed=cfg.seed, extras=extras,
-                                pad=cfg.pad if cfg.augment else 0, flip=cfg.augment)
+                                pad=cfg.pad if cfg.augment else 0, flip=cfg.augment, views=cfg.teacher_table)
         return data.loader(cfg.batch_size, device, train=True, augment=cfg.augment, seed=cfg.seed,
                            extras=extras)
 
@@ -161,14 +171,20 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
     on_epoch_end(epoch, record): called after each epoch's checkpoint is written.
     strategy: what happens around the loop (default OneProcess(); several processes under
         torchrun: kdlab.scale.distributed.DDP()).
+    The teacher leaves as it came (training mode, requires_grad, memory format), except that
+    it stays on `device`. cfg.teacher_table: KD reads its logits from kdlab.teacher_table's
+    table (cached beside `checkpoint`) instead of running the teacher on every batch.
     Returns the history: one record per epoch (loss, accuracy on the training batches,
     seconds, images per second).
     """
     run = strategy or OneProcess()
+    if cfg.teacher_table and (teacher is None or not isinstance(data, ImageSet)
+                              or objective.config()["objective"] != "kd"):
+        raise ValueError("teacher_table needs a teacher, an ImageSet and the KD objective (Distillation)")
     device = pick_device(device)
     on_cuda = device.type == "cuda"
     if key is None:
-        key = config_key(asdict(cfg), objective.config(), architecture_signature(model),
+        key = config_key(cfg.key_fields(), objective.config(), architecture_signature(model),
                          data.fingerprint())
     # channels_last is faster on CUDA and about 1.4x for these small ResNets on a CPU. On a CPU,
     # torch 2.14's oneDNN kernels crash (a segfault) in the backward pass of 8-channel
@@ -179,12 +195,6 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if teacher is not None:
-        teacher.to(device).eval()
-        if channels_last:
-            teacher.to(memory_format=torch.channels_last)
-        for p in teacher.parameters():
-            p.requires_grad_(False)
     optimizer = make_optimizer(model, cfg)
     loader = run.loader(data, cfg, device, extras)
     steps_per_epoch = len(loader)
@@ -204,12 +214,26 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
     train_model = run.prepare(model, device, start_epoch, checkpoint)
     step_model = torch.compile(train_model) if cfg.compile else train_model
 
-    bar = progress_bar(cfg.epochs * steps_per_epoch, desc, enabled=progress and run.rank == 0,
-                       initial=start_epoch * steps_per_epoch)
     threads, ambient_threads = run.cpu_threads(device), torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    bar = table = None
+    if teacher is not None:  # restored below: notebooks 05, 06 evaluate the teacher after its students
+        teacher_was = ([m.training for m in teacher.modules()], [p.requires_grad for p in teacher.parameters()],
+                       all(p.is_contiguous() for p in teacher.parameters()))
     try:
+        if teacher is not None:
+            teacher.to(device).eval()
+            if channels_last:
+                teacher.to(memory_format=torch.channels_last)
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+        if cfg.teacher_table:  # computed as the online teacher runs (format, bf16), on the training threads
+            table = logits_table(teacher, data, cfg.pad if cfg.augment else 0, cfg.augment, device,
+                                 channels_last, on_cuda and cfg.bf16, checkpoint and Path(checkpoint).parent,
+                                 progress=progress and run.rank == 0)
+        bar = progress_bar(cfg.epochs * steps_per_epoch, desc, enabled=progress and run.rank == 0,
+                           initial=start_epoch * steps_per_epoch)
         for epoch in range(start_epoch, cfg.epochs):
             train_model.train()
             loader.set_epoch(epoch)
@@ -219,6 +243,8 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
             for step, batch in enumerate(loader):
                 if channels_last:
                     batch.x = batch.x.contiguous(memory_format=torch.channels_last)
+                if table is not None:  # the logits of the views the loader drew; Distillation uses them
+                    batch.extras["teacher_logits"] = table[batch.index, batch.extras.pop("view")]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda and cfg.bf16):
                     loss, logits = objective(step_model, teacher, batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -256,12 +282,19 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         torch.set_num_threads(ambient_threads)  # the caller's own work keeps its setting
         if channels_last and not on_cuda:
-            # the teacher keeps its format: the committed few-shot results (notebooks 05, 06)
-            # come from teachers left in channels_last, and their stored outputs depend on it
             model.to(memory_format=torch.contiguous_format)
+        if teacher is not None:
+            modes, grads, contiguous = teacher_was
+            for m, mode in zip(teacher.modules(), modes):
+                m.training = mode
+            for p, g in zip(teacher.parameters(), grads):
+                p.requires_grad_(g)
+            if contiguous:
+                teacher.to(memory_format=torch.contiguous_format)
     run.finish(model)
     model.eval()
     return history
@@ -280,7 +313,7 @@ def cache_location(name: str, model: nn.Module, data, objective, cfg: TrainConfi
         teacher_id = teacher.key
     else:
         teacher_id = None if teacher is None else weights_key(teacher)
-    key = config_key(architecture_signature(model), asdict(cfg), objective.config(),
+    key = config_key(architecture_signature(model), cfg.key_fields(), objective.config(),
                      data.fingerprint(), teacher_id, extras_key)
     return key, Path(cache_dir or CACHE_DIR) / f"{name}-{key}.pt"
 

@@ -101,6 +101,21 @@ def test_results_from_committed_notebooks_come_from_their_outputs(tmp_path):
     assert "| shots | 50 |" in page and "| 49.8 / 55.5 | 54.9 / 61.7 |" in page  # papers.json's table
 
 
+def test_results_page_shows_each_claim_with_its_verdict():
+    claims = {"run": "pilot", "claims_written": "2026-12-06", "verdicts": {
+        "02-kd-accuracy": {"claim": "KD more accurate", "role": "primary", "verdict": "inconclusive",
+                           "mean": 0.005, "low": -0.03, "high": 0.041, "level": 0.975, "n": 3,
+                           "reason": ""},
+        "04-ls-scene": {"claim": "LS more scene detectors", "role": "exploratory",
+                        "verdict": "not testable", "mean": 0.0, "low": float("nan"),
+                        "high": float("nan"), "level": 0.95, "n": 3, "reason": "both sides are 0"}}}
+    record = _record("02_kd_vs_label_smoothing", accuracy=0.9, claims=claims)
+    page = book.results_markdown([(record, "the committed notebook")], ["02_kd_vs_label_smoothing"], "x")
+    assert "decided in the **pilot** run" in page
+    assert "| 02-kd-accuracy: KD more accurate | primary | inconclusive | 0.005 | -0.03 to 0.041 | 0.975 | 3 |" in page
+    assert "| not testable (both sides are 0) |" in page and "claims / " not in page  # not flattened
+
+
 def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(book.BookError, match="no executed notebooks"):
         book.build(tmp_path / "out", run=tmp_path)

@@ -30,9 +30,9 @@ E2KD_STUDENTS = {"student_arch": "student_arch", "batch_size": "batch_size", "lr
 SHARED = {
     "00_tour": {"design": "design"},
     "01_knowledge_distillation": TEACHER | COURSE_STUDENTS,
-    "02_kd_vs_label_smoothing": TEACHER | COURSE_STUDENTS | {"epsilon": "epsilon"},
+    "02_kd_vs_label_smoothing": TEACHER | COURSE_STUDENTS | {"epsilon": "epsilon", "soft_mass": "soft_mass"},
     "03_network_dissection": TEACHER | {"lr": "lr", "teacher_batch_size": "teacher_batch_size"},
-    "04_kd_interpretability": TEACHER | COURSE_STUDENTS | {"epsilon": "epsilon"},
+    "04_kd_interpretability": TEACHER | COURSE_STUDENTS | {"epsilon": "epsilon", "soft_mass": "soft_mass"},
     "05_e2kd": TEACHER | E2KD_STUDENTS,
     "06_right_features": TEACHER | E2KD_STUDENTS,
 }

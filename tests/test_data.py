@@ -93,3 +93,32 @@ def test_few_shot_indices():
     assert torch.equal(idx, few_shot_indices(labels, 3, seed=0))
     with pytest.raises(ValueError, match="fewer than 6 shots"):
         few_shot_indices(labels, 6)
+
+
+def test_reporting_views_leaves_the_batches_bit_identical():
+    # the committed scratch and LS students must not move: reporting draws nothing more
+    data = make_concept_dataset(100, seed=1, design="v1")
+    maps = {"teacher_maps": data.images[:, :1].float()}
+    for pad, flip in ((4, True), (2, False), (0, True), (0, False)):
+        plain = DeviceLoader(data, 32, train=True, pad=pad, flip=flip, seed=3, extras=maps)
+        viewed = DeviceLoader(data, 32, train=True, pad=pad, flip=flip, seed=3, extras=maps, views=True)
+        for epoch in (0, 1):
+            plain.set_epoch(epoch), viewed.set_epoch(epoch)
+            for a, b in zip(plain, viewed):
+                assert torch.equal(a.x, b.x) and torch.equal(a.index, b.index)
+                assert torch.equal(a.extras["teacher_maps"], b.extras["teacher_maps"])
+                assert set(b.extras) - set(a.extras) == {"view"}
+
+
+def test_the_view_index_names_the_crop_and_flip_drawn():
+    x = torch.rand(64, 3, 10, 10)
+    for pad, flip in ((3, True), (2, False), (0, True)):
+        out, view = random_crop_flip(x, pad, torch.Generator().manual_seed(1), flip, return_views=True)
+        assert torch.equal(out, random_crop_flip(x, pad, torch.Generator().manual_seed(1), flip))
+        side = 2 * pad + 1
+        padded = torch.nn.functional.pad(x, (pad,) * 4, mode="reflect") if pad else x
+        for i, v in enumerate(view.tolist()):
+            dy, dx = divmod(v % side ** 2, side)
+            crop = padded[i, :, dy:dy + 10, dx:dx + 10]
+            assert torch.equal(out[i], crop.flip(-1) if v >= side ** 2 else crop)
+        assert view.max() < side ** 2 * (2 if flip else 1) and len(view.unique()) > 1

@@ -20,7 +20,9 @@ from kdlab.runtime.files import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "kdlab"
 CORE = sorted(PACKAGE.glob("*.py"))
-CORE_LINES, CORE_CODE_LINES, MODULE_LINES = 3500, 2500, 450
+# 3,800 lines: the core gained the claims file's reader, the soft-target students and the
+# teacher-logit table (issue 22) with their docstrings; the code itself stays under 2,500 lines.
+CORE_LINES, CORE_CODE_LINES, MODULE_LINES = 3800, 2500, 450
 # what each floor may import, besides the core and itself
 MAY_IMPORT = {"runtime": set(), "core": {"runtime"}, "experiments": {"core", "runtime"},
               "figures": {"core", "runtime"}, "scale": {"core", "runtime", "experiments"},

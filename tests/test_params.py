@@ -58,6 +58,14 @@ def test_range_and_choice_rules():
         check_params(namespace(history()), rules={"epochz": (1, 2)})
 
 
+def test_a_choice_rule_holds_for_each_item_of_a_list_parameter():
+    rules = {"kinds": ["scratch", "ls", "kd"]}
+    assert validate({"kinds": ["kd", "ls"]}, {"kinds": ["scratch"]}, {}, rules)["kinds"] == ["kd", "ls"]
+    with pytest.raises(ParameterError, match=r"'kinds' must be one of .* \(each item\), got 'kdd' "
+                                             r"\(did you mean 'kd'\?\)"):
+        validate({"kinds": ["scratch", "kdd"]}, {"kinds": ["scratch"]}, {}, rules)
+
+
 def test_explicit_defaults_outside_a_notebook():
     assert validate({"a": 2}, {"a": 1}, {})["a"] == 2
     with pytest.raises(ParameterError, match="no parameters cell"):

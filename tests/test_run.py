@@ -65,7 +65,10 @@ def test_parameter_file_errors(tmp_path):
 
 
 def test_shipped_parameter_files_are_valid():
-    for path in sorted(run.PARAMS_DIR.glob("*.yaml")):
+    assert "claims" not in [p.stem for p in run.parameter_files()]
+    with pytest.raises(run.ParamsFileError, match="holds the claims"):
+        run.load_params_file("claims")
+    for path in run.parameter_files():
         name, spec = run.load_params_file(str(path))
         for nb in run.notebooks():
             declared = notebook_defaults(nb)

@@ -166,3 +166,28 @@ def test_channels_last_on_a_cpu_is_safe_for_any_batch():
         x = data.float_images(torch.arange(7)).requires_grad_(True)
         model(x).sum().backward()  # an odd batch through the returned model
         assert x.grad is not None
+
+
+def test_fit_leaves_the_teacher_as_it_found_it(tiny):
+    # notebooks 05 and 06 evaluate the teacher after its students trained: fit must not leave
+    # it channels_last (other float rounding), in eval mode or frozen
+    data = tiny.subset(torch.arange(32))
+    teacher = fresh(seed=2)
+    teacher.layer1.eval()                            # a mixed state, restored module by module
+    teacher.fc.weight.requires_grad_(False)
+
+    def state(model):
+        return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()],
+                [(p.is_contiguous(), p.is_contiguous(memory_format=torch.channels_last))
+                 for p in model.parameters()])
+    before = state(teacher)
+    cfg = TrainConfig(epochs=1, batch_size=16)       # even: channels_last inside fit
+    fit(fresh(), data, Distillation(), cfg, teacher=teacher, device="cpu", progress=False)
+    assert state(teacher) == before
+
+    def fail(epoch, record):
+        raise Interrupt
+    with pytest.raises(Interrupt):
+        fit(fresh(), data, Distillation(), cfg, teacher=teacher, device="cpu", progress=False,
+            on_epoch_end=fail)
+    assert state(teacher) == before

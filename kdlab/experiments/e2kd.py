@@ -1,29 +1,21 @@
 """The e²KD experiments on ImageSets: KD vs e²KD students with scarce data, and on shortcut data.
 
-Taught in notebook 05 (scarce data, GradCAM and B-cos variants, frozen explanations) and
-notebook 06 (right features and interpretability). e²KD (Parchami-Araghi et al., ECCV 2024)
-adds to KD the distance between the teacher's and the student's explanations:
-L = L_KD + λ·(1 - cos(E(T, x, ŷ_T), E(S, x, ŷ_T))), both maps for the teacher's top-1 class,
-flattened, averaged over the batch (kdlab.losses.e2kd_loss). The paper's settings: Adam at
-lr 1e-3 with a cosine schedule after 5 warm-up epochs, T ∈ {1, 5}, λ ∈ {0, 0.2, 1, 5, 10},
-label-free (α = 1) as in the reference code. The same comparisons on ImageNet folders,
-Waterbirds and VOC live in kdlab.scale.realdata.
+Taught in notebooks 05 (scarce data, frozen explanations) and 06 (right features). e²KD
+(Parchami-Araghi et al., ECCV 2024) adds to KD the distance between the teacher's and the
+student's explanations: L = L_KD + λ·(1 - cos(E(T, x, ŷ_T), E(S, x, ŷ_T))), both maps for the
+teacher's top-1 class (kdlab.losses.e2kd_loss). The paper: Adam at lr 1e-3, cosine schedule
+after 5 warm-up epochs, T ∈ {1, 5}, λ ∈ {0, 0.2, 1, 5, 10}, label-free (α = 1). ImageNet
+folders, Waterbirds and VOC: kdlab.scale.realdata.
 
-A comparison's students are described by a kdlab.recipes.Recipe of kind e2kd (what: architecture,
-T, α, λ, explanation method and layer), a TrainConfig (how: optimiser, batch size, learning
-rate), a number of optimizer steps (the same whatever the number of images:
-kdlab.recipes.fixed_steps) and whether they learn from the teacher's stored outputs
-(`frozen`, kdlab.experiments.frozen) or from the teacher run at every step. They are trained
-through kdlab.recipes.train_students, so every configuration is trained once and then loaded
-from the cache. KD and e²KD students of one comparison differ only in λ (`pair_recipes`: KD is e²KD
-with λ = 0, the same objective code): same data, same steps, same stored or online teacher
-outputs, same initial weights.
+A comparison's students: a kdlab.recipes.Recipe of kind e2kd (what), a TrainConfig (how), a
+number of optimizer steps (kdlab.recipes.fixed_steps) and whether they learn from the teacher's
+stored outputs (`frozen`, kdlab.experiments.frozen) or from the teacher run at every step,
+trained once through kdlab.recipes.train_students and then loaded from the cache. KD is e²KD
+with λ = 0 (`pair_recipes`): same data, steps, teacher outputs and initial weights.
 
-What makes a comparison fair here: students trained until their training accuracy has
-plateaued (`plateau` measures it; notebook 05 plots the curves), so that it measures where
-they end, not how fast they learn; KD's temperature chosen on held-out training images, never
-the test set (`choose_temperature`); and every claim decided from paired per-seed numbers
-(`verdict_table`, `ood_table`; kdlab.verdicts).
+Fair comparisons: students on their plateau (`plateau`, PLATEAU_GAIN), KD's T and e²KD's λ
+chosen on held-out training images, never the test set (`choose_setting`), and claims decided
+from paired per-seed numbers (`per_seed_table` for kdlab.claims; `verdict_table`, `ood_table`).
 """
 
 from __future__ import annotations
@@ -47,9 +39,11 @@ from ..runtime.parallel import run_all
 from ..runtime.progress import summary
 from ..recipes import COURSE, Recipe, train_config
 from ..train import TrainConfig, TrainedModel
-from .frozen import FrozenTeacher, freeze_teacher
+from .frozen import FrozenTeacher, freeze_teacher, step_cost
 
 KINDS = ("kd", "e2kd")
+LABELS = {"kd": "KD", "e2kd": "e²KD", "e2kd_online": "e²KD online"}  # kinds as tables print them
+PLATEAU_GAIN = 0.02  # a student is on its plateau when its late gain (`plateau`) is at most this
 
 __getattr__ = moved_names(__name__, {"shortcut_data": "kdlab.experiments.e2kd:synthetic_shortcut_data"})
 
@@ -136,7 +130,7 @@ def few_shot_data(train: ImageSet, shots: int, seed: int) -> ImageSet:
 def fewshot_comparison(train, test, teacher, shots, seeds, recipe: Recipe,
                        name: str = "e2kd-fewshot", device="auto", progress: bool = True,
                        evaluate=None, histories: dict | None = None, *, cfg: TrainConfig, steps: int,
-                       frozen: bool = True) -> list[dict]:
+                       frozen: bool = True, online: bool = False) -> list[dict]:
     """KD vs e²KD students for every (shots per class, seed): one row per student (notebook 05).
 
     recipe, cfg, steps, frozen: the students (`train_pair`).
@@ -146,7 +140,9 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: Recipe,
         teacher's view (kdlab.scale.realdata.imagenet_fewshot passes ImageNet's evaluation).
     histories: a dict to fill with the students' training histories,
         {shots: {"KD": [history per seed], "e²KD": [...]}} (kdlab.figures.plots.plot_learning_curves).
-    Each row also holds `plateau`'s numbers: has the student stopped learning?
+    online: with frozen, also an e²KD student per run that runs the teacher at every step
+        (student "e²KD online", named `<name>-online-...`): frozen against online explanations.
+    Each row also holds `plateau`'s numbers and on_plateau: late gain at most PLATEAU_GAIN.
     """
     if evaluate is None:
         method, layer = recipe.explain_method, recipe.layer
@@ -154,22 +150,23 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: Recipe,
         evaluate = lambda model: report(model, test, view, method, layer)  # noqa: E731
     rows = []
     runs = [(s, seed) for s in shots for seed in seeds]
-    n_students = len(runs) * len(KINDS)
+    kinds = KINDS + (("e2kd_online",) if online and frozen else ())
+    n_students = len(runs) * len(kinds)
     with summary(f"{n_students} few-shot students", total=n_students, enabled=progress):
         students_of = partial(train_pair, teacher=teacher, recipe=recipe, name=name, device=device, cfg=cfg,
                               steps=steps, frozen=frozen)
-        jobs = {(n_shots, seed): partial(_few_shot_students, train, n_shots, seed, students_of)
+        jobs = {(n_shots, seed): partial(_few_shot_students, train, n_shots, seed, students_of, "e2kd_online" in kinds)
                 for n_shots, seed in runs}
         # several runs at once on a many-core CPU (kdlab.runtime.parallel); data streamed from disk
         # (ImageNet folders) brings its own loader workers, so those runs go one after another
         pairs = run_all(jobs, device, workers=1 if callable(train) else None)
         for (n_shots, seed), students in pairs.items():
-            for kind in KINDS:
-                trained = students[kind, seed]
-                label = "e²KD" if kind == "e2kd" else "KD"
+            for kind in kinds:
+                trained, label = students[kind, seed], LABELS[kind]
                 row = {"shots": n_shots, "seed": seed, "student": label}
                 row.update(evaluate(trained.model))
                 row.update(plateau(trained.history))
+                row["on_plateau"] = row["late_gain"] <= PLATEAU_GAIN
                 row["train_seconds"] = sum(h["seconds"] for h in trained.history)
                 rows.append(row)
                 if histories is not None:
@@ -177,10 +174,16 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: Recipe,
     return rows
 
 
-def _few_shot_students(train, n_shots: int, seed: int, students_of) -> dict:
-    """One run of `fewshot_comparison`: its few-shot data, then its KD and e²KD students."""
+def _few_shot_students(train, n_shots: int, seed: int, students_of, online: bool = False) -> dict:
+    """One run of `fewshot_comparison`: its few-shot data, then its KD and e²KD students (and
+    with `online` its online e²KD student, as kind e2kd_online)."""
     data = train(n_shots, seed) if callable(train) else few_shot_data(train, n_shots, seed)
-    return students_of(data, seeds=[seed])
+    students = students_of(data, seeds=[seed])
+    if online:
+        name = students_of.keywords["name"]
+        trained = students_of(data, seeds=[seed], kinds=("e2kd",), frozen=False, name=f"{name}-online")
+        students["e2kd_online", seed] = trained["e2kd", seed]
+    return students
 
 
 def plateau(history: list[dict]) -> dict:
@@ -205,29 +208,53 @@ def heldout_data(train: ImageSet, shots: int, seed: int, n: int) -> ImageSet:
     return train.subset(torch.nonzero(unused).flatten()[:n])
 
 
-def choose_temperature(train: ImageSet, teacher, shots: int, seed: int, temperatures,
-                       recipe: Recipe, n_heldout: int = 1000, name: str = "e2kd-fewshot",
-                       device="auto", *, cfg: TrainConfig, steps: int,
-                       frozen: bool = True) -> tuple[float, list[dict]]:
-    """KD's temperature, chosen on held-out training images (notebook 05).
-
-    One KD student per temperature, trained on the `shots` images of `seed` exactly as the
-    comparison trains it (`train_pair` with the same recipe, cfg, steps, frozen and name,
-    so the comparison loads the chosen one from the cache),
-    scored by its accuracy on `heldout_data`. Returns the most accurate temperature (the first
-    of the list on a tie) and one row per temperature.
-    """
+def choose_setting(train: ImageSet, teacher, shots: int, seed: int, field: str, values, recipe: Recipe,
+                   kind: str = "kd", n_heldout: int = 1000, name: str = "e2kd-fewshot", device="auto", *,
+                   cfg: TrainConfig, steps: int, frozen: bool = True) -> tuple[float, list[dict]]:
+    """The recipe's `field` ("temperature" for KD, "lam" for e²KD) chosen on held-out training
+    images (notebook 05): one student of `kind` per value, trained on the `shots` images of `seed`
+    as the comparison trains it (`train_pair`, same name: the comparison loads the chosen one),
+    scored by its accuracy on `heldout_data`. Returns the most accurate value (the first on a
+    tie) and one row per value. The test set is never used."""
     data = few_shot_data(train, shots, seed)
     heldout = heldout_data(train, shots, seed, n_heldout)
-    with summary(f"{len(temperatures)} KD students, one per temperature", total=len(temperatures)):
-        trained = run_all({t: partial(train_pair, data, teacher, replace(recipe, temperature=t), [seed], name,
-                                      kinds=("kd",), device=device, cfg=cfg, steps=steps, frozen=frozen)
-                           for t in temperatures}, device)
-    kd = {t: students["kd", seed] for t, students in trained.items()}
-    rows = [{"temperature": t, "heldout_accuracy": accuracy(predict(student.model, heldout), heldout.labels),
-             **plateau(student.history)} for t, student in kd.items()]
+    with summary(f"{len(values)} {LABELS[kind]} students, one per {field}", total=len(values)):
+        trained = run_all({value: partial(train_pair, data, teacher, replace(recipe, **{field: value}), [seed], name,
+                                          kinds=(kind,), device=device, cfg=cfg, steps=steps, frozen=frozen)
+                           for value in values}, device)
+    rows = [{field: value, "heldout_accuracy": accuracy(predict(students[kind, seed].model, heldout), heldout.labels),
+             **plateau(students[kind, seed].history)} for value, students in trained.items()]
     best = max(rows, key=lambda row: row["heldout_accuracy"])  # max keeps the first on a tie
-    return best["temperature"], rows
+    return best[field], rows
+
+
+def choose_temperature(train: ImageSet, teacher, shots: int, seed: int, temperatures, recipe: Recipe,
+                       n_heldout: int = 1000, name: str = "e2kd-fewshot", device="auto", *,
+                       cfg: TrainConfig, steps: int, frozen: bool = True) -> tuple[float, list[dict]]:
+    """KD's temperature, chosen on held-out training images (`choose_setting`; notebook 05)."""
+    return choose_setting(train, teacher, shots, seed, "temperature", temperatures, recipe, "kd", n_heldout,
+                          name, device, cfg=cfg, steps=steps, frozen=frozen)
+
+
+def choose_lambda(train: ImageSet, teacher, shots: int, seed: int, lams, recipe: Recipe, n_heldout: int = 1000,
+                  name: str = "e2kd-fewshot", device="auto", **how) -> tuple[float, list[dict]]:
+    """e²KD's λ, chosen like KD's T (`choose_setting`; pass the recipe with the chosen T)."""
+    return choose_setting(train, teacher, shots, seed, "lam", lams, recipe, "e2kd", n_heldout, name, device, **how)
+
+
+def per_seed_table(results, teacher: dict | None = None, kind_column: str = "student"):
+    """kdlab.claims' per-seed table from `fewshot_comparison`'s rows: a column `kind` (kd, e2kd,
+    e2kd_online from the labels KD, e²KD, e²KD online) and, given the teacher's own metrics on the
+    same images (`report`), a teacher row per seed, so that teacher - student pairs by seed."""
+    import pandas as pd
+
+    table = results.assign(kind=results[kind_column].map({label: kind for kind, label in LABELS.items()}))
+    if teacher is not None:
+        keys = [c for c in ("shots", "seed") if c in table]
+        table = pd.concat([table, pd.DataFrame([{**teacher, "kind": "teacher", **dict(zip(keys, values))} for values
+                                                in table[keys].drop_duplicates().itertuples(index=False, name=None)])],
+                          ignore_index=True)
+    return table[["kind", "seed"] + [c for c in table if c not in ("kind", "seed", kind_column)]]
 
 
 def verdict_table(results, claims, kind_column: str = "student", by: str | None = None):
@@ -263,50 +290,13 @@ def train_bcos_teacher(train: ImageSet, arch: str = "bcos_resnet8", epochs: int 
     return Recipe("teacher", arch=arch).train(train, cfg, name=f"bcos-teacher-{arch}", device=device)
 
 
-def step_cost(recipe: Recipe, data: ImageSet, teacher: nn.Module, steps: int = 3,
-              rounds: int = 3, device="cpu", *, cfg: TrainConfig) -> dict:
-    """Seconds per training step of KD online, e²KD online and e²KD frozen, measured side by
-    side (interleaved) on one batch of cfg's size, `steps` steps per round; only their
-    ratios mean anything (notebook 05)."""
-    from ..data import Batch
-    from ..explain import explanation_pass
-
-    students = pair_recipes(recipe)
-    batch_size = min(cfg.batch_size, len(data))
-    x = data.float_images(torch.arange(batch_size), device)
-    y = data.labels[:batch_size].to(device)
-    teacher = teacher.to(device).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    t_logits, t_maps = explanation_pass(teacher, x, None, recipe.explain_method, recipe.layer, size=x.shape[-2:])
-    student = students["kd"].build(data).to(device)
-    opt = torch.optim.SGD(student.parameters(), lr=1e-4)
-    plain = Batch(x, y, torch.arange(batch_size))
-    stored = Batch(x, y, torch.arange(batch_size), {"teacher_logits": t_logits, "teacher_maps": t_maps})
-    cases = {"KD online": (students["kd"].objective(), teacher, plain),
-             "e²KD online": (students["e2kd"].objective(), teacher, plain),
-             "e²KD frozen": (students["e2kd"].objective(), None, stored)}
-    times = {k: [] for k in cases}
-    for _ in range(rounds + 1):  # the first round warms up and is dropped
-        for name, (objective, t, batch) in cases.items():
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                loss, _ = objective(student, t, batch)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            times[name].append((time.perf_counter() - t0) / steps)
-    return {k: sorted(v[1:])[len(v[1:]) // 2] for k, v in times.items()}
-
-
 def synthetic_shortcut_data(correlation: float = 0.95, n_student: int = 1200, n_test: int = 1000,
                             seed: int = 0) -> dict:
     """The synthetic data of the shortcut experiment (notebook 06), in-distribution and flipped
     (kdlab.scale.realdata.shortcut_data("synthetic", ...) serves it with Waterbirds and VOC).
 
-    The images are in the course's design (kdlab.recipes.COURSE.design, v2), the design the
-    course teacher learnt: class c has two designated scenes, c and c + 12, so each scene
-    hints at exactly one class (kdlab.synthetic.designated_scenes). Students train on images
+    The course's design (v2): class c has two designated scenes, c and c + 12, each hinting at
+    exactly one class (kdlab.synthetic.designated_scenes). Students train on images
     that show one of their class's designated scenes with probability `correlation`; test_in
     has the same correlation, test_ood never shows one (kdlab.synthetic's flip_background).
     teacher_train is None: the course teacher is the teacher; its own training images carry

@@ -8,8 +8,9 @@ the teacher is fixed, its logits and explanation maps for each (unaugmented) tra
 can be computed once, stored on disk and reused by every student and every run. During
 training the stored map must move with its image: kdlab.data.DeviceLoader stacks every
 per-image tensor that has the image's height and width with the image's channels before the
-random crop and flip, so image and map get the same transform. Maps are therefore stored at the image's size (GradCAM maps are upsampled
-bilinearly, exactly as the online e²KD loss does before comparing).
+random crop and flip, so image and map get the same transform. Maps are therefore stored at
+the image's size (GradCAM maps are upsampled bilinearly, exactly as the online e²KD loss does
+before comparing). `step_cost` times a frozen step against online ones.
 
     frozen = freeze_teacher(teacher, train, method="gradcam")
     student = load_or_train(..., objective=ExplanationDistillation(...),
@@ -23,14 +24,15 @@ augmented one (identical for flips of a flip-equivariant teacher, close for smal
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..data import ImageSet
+from ..data import Batch, ImageSet
 from ..explain import METHODS, default_layer, explanation_pass
 from ..inference import batches, evaluation
 from ..runtime.checkpoints import CheckpointError, config_key, read_checkpoint, save_atomic, weights_key
@@ -114,3 +116,36 @@ def freeze_teacher(teacher: TrainedModel | nn.Module, data: ImageSet, method: st
     report("teacher explanations computed", f"Computed frozen {method} explanations for "
            f"{len(data)} images in {seconds:.1f} s; saved to the cache as {path.name}.")
     return FrozenTeacher(extras, key, path, loaded=False, seconds=seconds)
+
+
+def step_cost(recipe, data: ImageSet, teacher: nn.Module, steps: int = 3,
+              rounds: int = 3, device="cpu", *, cfg) -> dict:
+    """Seconds per training step of KD online, e²KD online and e²KD frozen, measured side by
+    side (interleaved) on one batch of cfg's size, `steps` steps per round; only their
+    ratios mean anything (notebook 05)."""
+    students = {"kd": replace(recipe, lam=0.0), "e2kd": recipe}
+    batch_size = min(cfg.batch_size, len(data))
+    x = data.float_images(torch.arange(batch_size), device)
+    y = data.labels[:batch_size].to(device)
+    teacher = copy.deepcopy(teacher).to(device).eval()  # the caller's teacher stays as it is
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    t_logits, t_maps = explanation_pass(teacher, x, None, recipe.explain_method, recipe.layer, size=x.shape[-2:])
+    student = students["kd"].build(data).to(device)
+    opt = torch.optim.SGD(student.parameters(), lr=1e-4)
+    plain = Batch(x, y, torch.arange(batch_size))
+    stored = Batch(x, y, torch.arange(batch_size), {"teacher_logits": t_logits, "teacher_maps": t_maps})
+    cases = {"KD online": (students["kd"].objective(), teacher, plain),
+             "e²KD online": (students["e2kd"].objective(), teacher, plain),
+             "e²KD frozen": (students["e2kd"].objective(), None, stored)}
+    times = {k: [] for k in cases}
+    for _ in range(rounds + 1):  # the first round warms up and is dropped
+        for name, (objective, t, batch) in cases.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                loss, _ = objective(student, t, batch)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            times[name].append((time.perf_counter() - t0) / steps)
+    return {k: sorted(v[1:])[len(v[1:]) // 2] for k, v in times.items()}

@@ -193,9 +193,12 @@ def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = 
         if name not in params:
             raise ParameterError(f"a rule names {name!r}, which is not a parameter of this notebook")
         value = params[name]
-        if isinstance(rule, list):
-            if value not in rule:
-                raise ParameterError(f"parameter {name!r} must be one of {rule}, got {value!r}")
+        if isinstance(rule, list):  # allowed values; for a list parameter, of each item
+            bad = [v for v in _numbers(value) if v not in rule]
+            if bad:
+                raise ParameterError(f"parameter {name!r} must be one of {rule}"
+                                     f"{' (each item)' if isinstance(value, (list, tuple)) else ''}, "
+                                     f"got {bad[0]!r}{did_you_mean(bad[0], rule)}")
             continue
         low, high = rule
         for v in _numbers(value):  # a list parameter (seeds, shots): the rule holds for each item

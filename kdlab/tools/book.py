@@ -207,6 +207,23 @@ def metrics_tables(metrics: dict) -> list[str]:
     return lines
 
 
+def claims_table(claims: dict) -> list[str]:
+    """A notebook's claims record (kdlab.claims.record) as one table: each claim's role, its
+    verdict, the mean paired difference with its interval, and the number of seeds."""
+    run = claims.get("run", "?")
+    lines = [f"Claims of `params/claims.yaml` (written {claims.get('claims_written', '?')}), "
+             f"decided in the **{run}** run by a paired t-interval (kdlab.verdicts):", "",
+             "| claim | role | verdict | mean difference | interval | level | seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for claim_id, v in claims.get("verdicts", {}).items():
+        verdict = v.get("verdict", "?") + (f" ({_cell(v['reason'])})" if v.get("reason") else "")
+        interval = f"{_number(v.get('low'))} to {_number(v.get('high'))}"
+        lines.append(f"| {_cell(claim_id)}: {_cell(v.get('claim', ''))} | {v.get('role', '')} | "
+                     f"{verdict} | {_number(v.get('mean'))} | {interval} | "
+                     f"{_number(v.get('level'))} | {_number(v.get('n'))} |")
+    return lines + [""]
+
+
 def notebook_title(path: Path) -> str:
     """The notebook's first markdown heading, else its file name."""
     nb = read_notebook(path)
@@ -270,7 +287,10 @@ def results_markdown(records: list[tuple[dict, str]], notebooks: list[str] | dic
             if params:
                 shown = ", ".join(f"`{k}={v!r}`" for k, v in params.items())
                 lines += [f"Parameters: {shown}", ""]
-            lines += metrics_tables(record.get("metrics") or {}) or ["(no metrics recorded)", ""]
+            metrics = dict(record.get("metrics") or {})
+            if isinstance(metrics.get("claims"), dict):
+                lines += claims_table(metrics.pop("claims"))
+            lines += metrics_tables(metrics) or ["(no metrics recorded)", ""]
         paper = paper_passage(name[:2])
         if paper:
             lines += ["**The papers' numbers**", "", paper, ""]

@@ -7,8 +7,8 @@ in its outputs' metadata); a course run writes the same record to <run folder>/<
 This lines the two up number by number (lists of per-model records are matched by position)
 and prints, per notebook, how many numbers were compared and which moved by more than
 `tolerance` (absolute, or relative for numbers above 1), and which computed verdicts
-(kdlab.verdicts: shown, opposite, not resolved) changed -- the check that a fresh clone
-reproduces what the notebooks show, e.g. after a new torch release or on another machine.
+(kdlab.verdicts.OUTCOMES, and older records' "not resolved") changed -- the check that a fresh
+clone reproduces what the notebooks show, e.g. after a new torch release or on another machine.
 
 What could not be compared is never counted as unmoved: a number or verdict on one side only,
 a number that is null (a NaN when saved) or NaN on one side only, and a notebook with a record
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..runtime.files import PROJECT_ROOT
 from ..runtime.notebook import NotebookFileError
+from ..verdicts import OUTCOMES
 from .book import BookError, embedded_records, find_notebooks, run_folder_records
 
 
@@ -45,7 +46,7 @@ def numbers(value, prefix: str = "") -> dict[str, float]:
     return found
 
 
-VERDICTS = ("shown", "opposite", "not resolved")  # kdlab.verdicts.Verdict.verdict
+VERDICTS = (*OUTCOMES, "not resolved")  # kdlab.verdicts.Verdict.verdict; "not resolved": older records
 
 
 def verdicts(value, prefix: str = "") -> dict[str, str]:

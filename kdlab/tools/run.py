@@ -48,6 +48,12 @@ class ParamsFileError(SystemExit):
 
 
 FILE_KEYS = ("description", "hardware", "all", "notebooks")
+CLAIMS_FILE = "claims.yaml"  # params/claims.yaml: the claims the runs decide (kdlab.claims), not a run
+
+
+def parameter_files() -> list[Path]:
+    """The run parameter files in params/ (every .yaml there but the claims file)."""
+    return sorted(p for p in PARAMS_DIR.glob("*.yaml") if p.name != CLAIMS_FILE)
 
 
 def load_params_file(name: str | None) -> tuple[str, dict]:
@@ -65,8 +71,11 @@ def load_params_file(name: str | None) -> tuple[str, dict]:
     else:
         path = Path(name) if Path(name).suffix in (".yaml", ".yml") else PARAMS_DIR / f"{name}.yaml"
     if not path.is_file():
-        available = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+        available = [p.stem for p in parameter_files()]
         raise ParamsFileError(f"parameter file {path} not found; available: {available}")
+    if path.name == CLAIMS_FILE:
+        raise ParamsFileError(f"{path} holds the claims the runs decide (read by kdlab.claims), "
+                              f"not a run's parameters; available: {[p.stem for p in parameter_files()]}")
     try:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
