@@ -366,7 +366,7 @@ def ood_table(results, baseline: str, models, test_in: str = "in distribution",
                "id_acc_baseline": b_in.mean(), "id_gap": id_gap,
                "id_note": "" if matched else f"ID accuracies differ by {100 * id_gap:+.1f} points",
                "ood_acc": m_ood.mean(), "ood_acc_baseline": b_ood.mean()}
-        if len(pair) >= 2:  # a bootstrap interval needs two paired seeds
+        if len(pair) >= 2:  # an interval needs two paired seeds
             ood = decide(f"{model} more accurate OOD than {baseline}", m_ood, b_ood)
             drop = decide(f"{model} loses less accuracy OOD than {baseline}",
                           m_in - m_ood, b_in - b_ood, "less")
