@@ -29,8 +29,9 @@ kdlab.runtime, what runs around the science (the core imports it; it imports not
     (bars and one-line summaries), parallel (several models at once on a many-core CPU),
     notebook (a notebook's parameters in, its results out), moved (aliases of moved names)
 
-kdlab.experiments, one module per paper's experiment: han2023 (notebook 04), e2kd and frozen
-    (notebooks 05, 06)
+kdlab.experiments, one module per paper's experiment: han2023 (notebook 04), e2kd, frozen and
+    guidance (a teacher whose explanations localise; notebook 05), shortcut (notebook 06's
+    control students)
 
 kdlab.figures, what the notebooks draw: plots (matplotlib figures), widgets (pickers that work
     in JupyterLab and in the published book alike)

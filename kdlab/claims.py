@@ -179,6 +179,18 @@ def record(notebook: str, per_seed, verdicts, **decide_kwargs) -> dict:
             "claims_written": load()["written"]}
 
 
+def committed(notebook: str, run: str = "evidence"):
+    """The verdicts a committed run (results/<run>/<notebook>.json, e.g. the confirmatory run)
+    gave `notebook`'s claims, recomputed from its per-seed rows with today's rule; None if that
+    run's results are not committed."""
+    import json
+
+    path = PROJECT_ROOT / "results" / run / f"{notebook}.json"
+    if not path.is_file():
+        return None
+    return recompute(json.loads(path.read_text())["metrics"]["claims"], notebook)
+
+
 def recompute(record_claims: dict, notebook: str):
     """`decide` again from a record's per-seed rows, as `record` saved them."""
     import pandas as pd

@@ -135,6 +135,19 @@ def test_record_and_recompute_round_trip_through_json(tmp_path, monkeypatch):
                     or again.at[i, key] == pytest.approx(committed, abs=1e-9))
 
 
+def test_a_committed_run_is_read_back_with_todays_rule(tmp_path, monkeypatch):
+    write(tmp_path, monkeypatch)
+    monkeypatch.setattr(claims, "PROJECT_ROOT", tmp_path)
+    assert claims.committed(NOTEBOOK, "evidence") is None  # not committed: None, not an error
+    table = per_seed()
+    record = claims.record(NOTEBOOK, table, claims.decide(NOTEBOOK, table, teachers=1), teachers=1)
+    (tmp_path / "results" / "evidence").mkdir(parents=True)
+    (tmp_path / "results" / "evidence" / f"{NOTEBOOK}.json").write_text(
+        json.dumps(jsonable({"metrics": {"claims": record}})))
+    again = claims.committed(NOTEBOOK, "evidence")
+    assert list(again.verdict) == [record["verdicts"][i]["verdict"] for i in again.index]
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda c, nb: c[0].update(colour="red"), "unknown keys"),
     (lambda c, nb: c[0].update(role="main"), "role must be"),
