@@ -184,10 +184,12 @@ def course_data(dataset: str = COURSE.dataset, n_train: int = COURSE.n_train, n_
 
 def train_teacher(train: ImageSet, arch: str = COURSE.teacher_arch, epochs: int = COURSE.teacher_epochs,
                   lr: float = COURSE.lr, batch_size: int = COURSE.teacher_batch_size,
-                  label_smoothing: float = 0.0, seed: int = 0, device="auto") -> TrainedModel:
-    """The teacher: a larger network trained on all training images (with LS if asked)."""
+                  label_smoothing: float = 0.0, seed: int = 0, device="auto",
+                  channels_last: bool = True) -> TrainedModel:
+    """The teacher: a larger network trained on all training images (with LS if asked).
+    channels_last=False: the same teacher under other numerics (TrainConfig.channels_last)."""
     recipe = Recipe("teacher", "ls" if label_smoothing else "scratch", arch, epsilon=label_smoothing)
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, channels_last=channels_last)
     return recipe.train(train, cfg, device=device)
 
 
@@ -211,7 +213,8 @@ def train_students(teachers: dict[str, TrainedModel | torch.nn.Module | None], s
                    alpha: float = COURSE.alpha, epsilon: float = COURSE.epsilon, device="auto", *,
                    recipes: dict[str, Recipe] | None = None, cfg: TrainConfig | None = None,
                    steps: int | None = None, name: str = "student", workers: int | None = None,
-                   soft_mass: float = COURSE.soft_mass, **options) -> dict[tuple[str, int], TrainedModel]:
+                   soft_mass: float = COURSE.soft_mass, channels_last: bool = True,
+                   **options) -> dict[tuple[str, int], TrainedModel]:
     """A student of every kind in `teachers` ({kind: its teacher}, None for scratch and ls)
     for every seed: {(kind, seed): TrainedModel}, seed by seed, in the order of `teachers`.
 
@@ -226,8 +229,8 @@ def train_students(teachers: dict[str, TrainedModel | torch.nn.Module | None], s
     replace arch ... epsilon and epochs, lr, batch_size. steps: train each for that many
     optimizer steps instead of cfg's epochs (`fixed_steps`); such students carry their number
     of images in their name. name: the names' prefix. soft_mass: the soft_* kinds' m
-    (kdlab.soft_targets; teacher None). options: load_or_train's (extras and
-    extras_key for stored teacher outputs, progress, cache_dir).
+    (kdlab.soft_targets; teacher None). channels_last=False: other numerics (params/numerics.yaml).
+    options: load_or_train's (extras and extras_key for stored teacher outputs, progress, cache_dir).
 
     Several train at once on a CPU with cores to spare (kdlab.runtime.parallel, `workers` processes;
     the same models as one after another).
@@ -235,7 +238,7 @@ def train_students(teachers: dict[str, TrainedModel | torch.nn.Module | None], s
     data = first_images(train, n_images)
     recipes = recipes or {kind: Recipe("student", kind, arch, temperature, alpha, epsilon, soft_mass=soft_mass)
                           for kind in teachers}
-    cfg = cfg or TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
+    cfg = cfg or TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, channels_last=channels_last)
     if steps is not None:
         cfg = fixed_steps(cfg, steps, len(data))
     shown_images = len(data) if steps is not None else None  # epochs, hence models, depend on it

@@ -26,14 +26,14 @@ from kdlab.tools import run
 PAPERMILL = "# Parameters\n"
 
 
-def injected(defaults_cell: str, overrides: dict, rules=None):
+def injected(defaults_cell: str, overrides: dict, rules=None, may_be_empty=()):
     """Validate papermill-style overrides the way check_params does in a notebook."""
     from papermill.translators import PythonTranslator
 
     history = [defaults_cell, PythonTranslator.codify(overrides)]
     defaults, given = declared_parameters(history)
     namespace = {**defaults, **given}
-    return validate(namespace, defaults, given, rules)
+    return validate(namespace, defaults, given, rules, may_be_empty)
 
 
 DEFAULTS = "alpha = 0.9\nepochs = 6\nseeds = [0, 1, 2]\nname = 'x'\n"
@@ -60,6 +60,8 @@ def test_none_for_a_number_names_the_parameter():
 def test_an_empty_seed_list_is_refused_before_anything_trains():
     with pytest.raises(ParameterError, match="'seeds' must not be empty"):
         injected(DEFAULTS, {"seeds": []})
+    # a list the notebook allows to be empty (02 and 04: soft_kinds = [] trains no such students)
+    assert injected(DEFAULTS, {"seeds": []}, may_be_empty=["seeds"])["seeds"] == []
 
 
 def test_rules_hold_for_every_item_of_a_list():

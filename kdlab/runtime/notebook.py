@@ -160,8 +160,11 @@ def _numbers(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = None) -> dict:
-    """Check `values` against the declared `defaults` and the `rules`; return the parameters."""
+def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = None,
+             may_be_empty=()) -> dict:
+    """Check `values` against the declared `defaults` and the `rules`; return the parameters.
+    A list parameter with a non-empty default must not be empty unless `may_be_empty` names it
+    (notebooks 02 and 04: `soft_kinds = []` trains no soft-target students)."""
     unknown = sorted(set(injected) - set(defaults))
     if {"all", "notebooks"} & set(unknown):  # no notebook declares these names
         raise ParameterError(
@@ -187,7 +190,7 @@ def validate(values: dict, defaults: dict, injected: dict, rules: dict | None = 
                                  f"{type(wrong[0]).__name__}. Give it like {default!r}")
         if any(isinstance(v, float) and not math.isfinite(v) for v in _numbers(value)):
             raise ParameterError(f"parameter {name!r} must be a finite number, got {value!r}")
-        if isinstance(default, (list, tuple)) and default and not value:
+        if isinstance(default, (list, tuple)) and default and not value and name not in may_be_empty:
             raise ParameterError(f"parameter {name!r} must not be empty (default {default!r})")
     for name, rule in (rules or {}).items():
         if name not in params:
@@ -219,7 +222,8 @@ def literal_globals(namespace: dict) -> dict:
             if not k.startswith("_") and k not in ("In", "Out") and isinstance(v, LITERAL_TYPES)}
 
 
-def check_params(namespace: dict, rules: dict | None = None, defaults: dict | None = None) -> dict:
+def check_params(namespace: dict, rules: dict | None = None, defaults: dict | None = None,
+                 may_be_empty=()) -> dict:
     """Validate the notebook's parameters (see the module docstring) and return them as a dict.
 
     Outside a notebook, pass `defaults` explicitly. Also starts the clock that
@@ -237,7 +241,7 @@ def check_params(namespace: dict, rules: dict | None = None, defaults: dict | No
             raise ParameterError("no parameters cell found: it must run before this cell and "
                                  "hold only `name = literal` assignments")
     STARTED["time"] = time.time()
-    params = validate(namespace, defaults, injected, rules)
+    params = validate(namespace, defaults, injected, rules, may_be_empty)
     changed = [name for name in params if params[name] != defaults[name]]
     origin = "changed: " + ", ".join(changed) if changed else "the notebook's defaults"
     show_in_notebook(f"Parameters ({origin}): " + ", ".join(f"{k}={v!r}" for k, v in params.items()),
