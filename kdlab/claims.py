@@ -4,7 +4,7 @@ manipulation checks first (one passes, `shown`, only if its interval lies beyond
 the claimed side; a claim whose check failed is `not testable`), then the one or two primary
 claims together at Holm's levels, then every other claim (exploratory, matched) on its own. A
 claim whose kinds or statistic the table lacks is left out: the run had no such experiment.
-`record` puts a decision into a notebook's results; `recompute` makes it again from them.
+`record` puts a decision into a notebook's results, `recompute` makes it again, `beside` shows runs.
 """
 
 from __future__ import annotations
@@ -189,6 +189,28 @@ def committed(notebook: str, run: str = "evidence"):
     if not path.is_file():
         return None
     return recompute(json.loads(path.read_text())["metrics"]["claims"], notebook)
+
+
+def gather(notebook: str, verdicts, runs=("evidence", "numerics"), others: dict | None = None) -> dict:
+    """{label: verdicts}: this run's, the committed `runs`' (`committed`) and `others`' (e.g. real
+    data), for `beside` and kdlab.figures.plots.plot_verdicts (notebooks 02, 04, 05, 06)."""
+    here = verdicts["run"].iloc[0] if len(verdicts) else run_name()
+    tables = {f"{here} (this run)": verdicts}
+    for run in runs:
+        found = committed(notebook, run)
+        if found is not None and len(found):
+            tables[f"{found['run'].iloc[0]} (results/{run})"] = found
+    return tables | (others or {})
+
+
+def beside(tables: dict, columns=("verdict", "mean", "low", "high", "n")):
+    """The runs' verdicts side by side (`tables` as `gather` gives them): a column group per
+    run, a row per claim, "–" where a run did not decide a claim."""
+    import pandas as pd
+
+    order = list(dict.fromkeys(i for t in tables.values() for i in t.index))
+    table = pd.concat({label: t.reindex(order)[list(columns)] for label, t in tables.items()}, axis=1)
+    return table.round(3).astype(object).fillna("–")
 
 
 def recompute(record_claims: dict, notebook: str):

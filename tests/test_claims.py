@@ -148,6 +148,29 @@ def test_a_committed_run_is_read_back_with_todays_rule(tmp_path, monkeypatch):
     assert list(again.verdict) == [record["verdicts"][i]["verdict"] for i in again.index]
 
 
+def test_beside_puts_a_run_next_to_the_committed_runs(tmp_path, monkeypatch):
+    write(tmp_path, monkeypatch)
+    monkeypatch.setattr(claims, "PROJECT_ROOT", tmp_path)
+    pilot_rows, full_rows = per_seed(3), per_seed(6)
+    pilot = claims.decide(NOTEBOOK, pilot_rows, teachers=1, run="pilot")
+    alone = claims.beside(claims.gather(NOTEBOOK, pilot))  # nothing committed: the pilot alone
+    assert list(alone.columns.get_level_values(0).unique()) == ["pilot (this run)"]
+    record = claims.record(NOTEBOOK, full_rows, claims.decide(NOTEBOOK, full_rows, teachers=1,
+                                                                run="confirmatory"),
+                           teachers=1, run="confirmatory")
+    (tmp_path / "results" / "evidence").mkdir(parents=True)
+    (tmp_path / "results" / "evidence" / f"{NOTEBOOK}.json").write_text(
+        json.dumps(jsonable({"metrics": {"claims": record}})))
+    fewer = pilot.drop(index="acc")  # a claim only the committed run decided
+    table = claims.beside(claims.gather(NOTEBOOK, fewer, others={"real data": pilot.loc[["acc"]]}))
+    groups = list(table.columns.get_level_values(0).unique())
+    assert groups == ["pilot (this run)", "confirmatory (results/evidence)", "real data"]
+    assert table.at["acc", ("pilot (this run)", "verdict")] == "–"
+    assert table.at["acc", ("confirmatory (results/evidence)", "n")] == 6
+    assert table.at["acc", ("real data", "verdict")] == pilot.at["acc", "verdict"]
+    assert set(table.index) == set(pilot.index) | set(record["verdicts"])
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda c, nb: c[0].update(colour="red"), "unknown keys"),
     (lambda c, nb: c[0].update(role="main"), "role must be"),

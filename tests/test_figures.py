@@ -108,9 +108,32 @@ def test_figure_picker_draws_every_frame_up_front():
     picker = widgets.figure_picker(frames, ("q", "t"))
     _, outer = picker.children
     assert [len(row.children) for row in outer.children] == [2, 2]
+    opened = widgets.figure_picker(frames, ("q", "t"), start=(2, "y"))  # e.g. the verdicts' setting
+    (first, second), outer = opened.children[0].children, opened.children[1]
+    assert (first.value, second.value) == ("2", "y")
+    assert outer.selected_index == 1 and all(row.selected_index == 1 for row in outer.children)
+    with pytest.raises(ValueError, match="none of the figures' keys"):
+        widgets.figure_picker(frames, ("q", "t"), start=(3, "x"))
     del frames[(2, "y")]
     with pytest.raises(ValueError, match="every pair"):
         widgets.figure_picker(frames, ("q", "t"))
+
+
+def test_plot_verdicts_draws_each_claims_interval_per_run():
+    def table(mean, verdict):
+        return pd.DataFrame({"role": ["primary", "matched", "exploratory"], "a": "kd", "b": "scratch",
+                             "statistic": "accuracy", "margin": 0.01, "mean": [mean, 0.0, 0.1],
+                             "low": [mean - 0.01, -0.005, 0.0], "high": [mean + 0.01, 0.005, 0.2],
+                             "verdict": [verdict, "equivalent", "shown"]}, index=["p", "m", "x"])
+    fig = plots.plot_verdicts({"pilot": table(0.02, "shown"), "confirmatory": table(-0.03, "opposite")})
+    assert len(fig.axes) == 2, "one panel per claim of the roles asked for (exploratory left out)"
+    first = fig.axes[0]
+    assert [t.get_text() for t in first.get_yticklabels()] == ["pilot", "confirmatory"]
+    assert {t.get_text() for t in first.texts} == {"shown", "opposite"}
+    low, high = first.get_xlim()
+    assert low < -0.04 and high > 0.03, "both intervals are inside the panel"
+    with pytest.raises(ValueError, match="no claim"):
+        plots.plot_verdicts({"pilot": table(0.02, "shown")}, roles=("check",))
 
 
 MOVED = {"figure_picker": widgets, "explanation_picker": widgets, "figure_image": widgets,

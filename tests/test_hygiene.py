@@ -18,7 +18,10 @@ Every notebook is also worked, not only read; each has, with exactly these marke
   `check` that ran and printed its verdict (kdlab.tools.student turns solutions into stubs);
 - a closing `## Summary` markdown cell;
 - code lines of at most 88 characters, so they show whole in the book;
-- markdown headings that never skip a level going down (`#` then `###` fails the book build).
+- markdown headings that never skip a level going down (`#` then `###` fails the book build);
+- a teaching length: at most 2,000 words of markdown, of them at most 300 in the summary (from
+  the `## Summary` heading to the end); history and robustness passages belong on the book's
+  page "How robust are these results" (book/robustness.md).
 """
 
 from __future__ import annotations
@@ -376,6 +379,37 @@ def test_headings_do_not_skip_levels(path):
                        + "; ".join(skips) + ". Put exercises under a `## ...` section")
 
 
+MAX_WORDS, MAX_SUMMARY_WORDS = 2000, 300
+WORD = re.compile(r"\S+")
+
+
+def _words(cell: dict) -> int:
+    return len(WORD.findall(_source(cell)))
+
+
+@needs_notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_ids)
+def test_teaching_length(path):
+    """A lesson a learner can follow: at most MAX_WORDS words of markdown, and a summary (from
+    the `## Summary` heading to the end) of at most MAX_SUMMARY_WORDS. A lesson is not a
+    changelog: project history, thread counts and robustness discussions go to book/robustness.md."""
+    cells = _load(path)["cells"]
+    markdown = [(i, _words(c)) for i, c in enumerate(cells) if c["cell_type"] == "markdown"]
+    total = sum(n for _, n in markdown)
+    start = next((i for i, c in enumerate(cells) if _starts(c, SUMMARY)), len(cells))
+    summary = sum(n for i, n in markdown if i >= start)
+    problems = []
+    if total > MAX_WORDS:
+        longest = sorted(markdown, key=lambda item: -item[1])[:3]
+        problems.append(f"its markdown has {total} words, {total - MAX_WORDS} over {MAX_WORDS} "
+                        "(longest: " + ", ".join(f"cell {i}, {n} words" for i, n in longest) + ")")
+    if summary > MAX_SUMMARY_WORDS:
+        problems.append(f"its summary (cell {start} to the end) has {summary} words, "
+                        f"{summary - MAX_SUMMARY_WORDS} over {MAX_SUMMARY_WORDS}")
+    assert not problems, (f"{path.name}: " + "; ".join(problems) + ". Keep what teaches; move "
+                          "history and robustness passages to book/robustness.md")
+
+
 def test_checks_catch_what_they_should(tmp_path):
     """The checks above fail on a notebook that breaks each rule (so they can fail at all)."""
     params_src = "seed = 1  # changed after the run\n"
@@ -473,6 +507,10 @@ def _break(nb: dict, how: str) -> dict:
         cells[2]["source"] = "x = 21  # " + "x" * 80
     elif how == "skipped heading":
         del cells[5]  # "## Exercises": the title (h1) is followed by "### Exercise 1" (h3)
+    elif how == "long lesson":
+        cells[5]["source"] += "\n\n" + "word " * MAX_WORDS
+    elif how == "long summary":
+        cells[-1]["source"] += "\n\n" + "word " * MAX_SUMMARY_WORDS
     else:
         raise ValueError(how)
     return nb
@@ -497,6 +535,8 @@ BROKEN = {  # rule broken -> the check that must fail on it
     "summary not last": "test_ends_with_a_summary",
     "long line": "test_code_lines_fit_the_book",
     "skipped heading": "test_headings_do_not_skip_levels",
+    "long lesson": "test_teaching_length",
+    "long summary": "test_teaching_length",
 }
 TEACHING_CHECKS = sorted(set(BROKEN.values()))
 

@@ -13,6 +13,8 @@ Taught where each is first used:
                                    plot_detectors_by_kind (04) and plot_seed_bars (06)
     show_unit                      a unit's top images and masks (notebook 03)
     plot_overlays, explanation_frame   explanation maps over their images (notebooks 04-06)
+    plot_verdicts                  paired differences with their intervals, the verdicts' basis
+                                   (notebooks 02, 04, 05, 06)
 
 The pickers that choose among these figures are in kdlab.figures.widgets; the calculations
 behind some of them (class_similarity, template_projection) in kdlab.metrics.
@@ -307,6 +309,50 @@ def plot_seed_bars(table, metric: str, groups: list[str], hue: str, hue_order: l
     06, which places the legend)."""
     return plot_bars_with_seeds(table, metric, groups, group_column, hue, hue_order, ax,
                                 reference=chance, reference_label=chance_label)
+
+
+VERDICT_COLOURS = {"shown": "tab:green", "opposite": "tab:red", "equivalent": "tab:blue",
+                   "inconclusive": "0.45", "not testable": "0.75"}
+
+
+def plot_verdicts(runs: dict, roles=("check", "primary", "matched"), width: float = 7.5):
+    """What every verdict rests on: each claim's mean paired difference with its interval, a
+    panel per claim (claims differ in units, so each has its own scale) and a line per run in
+    `runs` ({label: a kdlab.claims.decide table}, e.g. kdlab.claims.gather's; notebooks 02, 04,
+    05, 06). Grey band: ±margin; dotted: zero; colour and right-hand text: the verdict. Only the
+    claims of `roles` (None: all)."""
+    import matplotlib.pyplot as plt
+
+    ids = list(dict.fromkeys(i for t in runs.values() for i in t.index
+                             if roles is None or t.at[i, "role"] in roles))
+    if not ids:
+        raise ValueError(f"plot_verdicts: no claim of the roles {roles} in these runs")
+    n = len(runs)
+    fig, axes = plt.subplots(len(ids), 1, figsize=(width, len(ids) * (0.2 * n + 0.4)), squeeze=False)
+    for ax, claim_id in zip(axes[:, 0], ids):
+        rows = {label: t.loc[claim_id] for label, t in runs.items() if claim_id in t.index}
+        first = next(iter(rows.values()))
+        margin = float(first["margin"])
+        ax.axvspan(-margin, margin, color="0.92", lw=0)
+        ax.axvline(0, color="0.4", ls=":", lw=1)
+        span = [margin, -margin]
+        for k, (label, r) in enumerate(rows.items()):
+            if not np.isfinite([r["mean"], r["low"], r["high"]]).all():
+                continue
+            colour = VERDICT_COLOURS.get(r["verdict"], "black")
+            ax.errorbar(r["mean"], -k, xerr=[[r["mean"] - r["low"]], [r["high"] - r["mean"]]],
+                        fmt="o", ms=4, capsize=3, color=colour)
+            ax.text(1.01, -k, r["verdict"], transform=ax.get_yaxis_transform(), va="center",
+                    fontsize=8, color=colour)
+            span += [r["low"], r["high"]]
+        pad = 0.08 * (max(span) - min(span))
+        ax.set(xlim=(min(span) - pad, max(span) + pad), ylim=(-n + 0.5, 0.5))
+        ax.set_yticks([-k for k in range(len(rows))], list(rows), fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(f"{claim_id}: {first['a']} − {first['b']} ({first['statistic']})", loc="left",
+                     fontsize=8, pad=2)
+    fig.tight_layout()
+    return fig
 
 
 # ---------------------------------------------------------------- network dissection (03, 04)

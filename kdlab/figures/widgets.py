@@ -36,26 +36,28 @@ def figure_image(fig, dpi: int = 80) -> bytes:
     return webp.getvalue()
 
 
-def _choice(labels: list, description: str, slider: bool):
+def _choice(labels: list, description: str, slider: bool, index: int = 0):
     import ipywidgets as widgets
 
     options = [str(label) for label in labels]
     style = {"description_width": "initial"}
     if slider:
-        return widgets.SelectionSlider(options=options, description=description, style=style,
-                                       continuous_update=True)
-    return widgets.Dropdown(options=options, description=description, style=style)
+        return widgets.SelectionSlider(options=options, index=index, description=description,
+                                       style=style, continuous_update=True)
+    return widgets.Dropdown(options=options, index=index, description=description, style=style)
 
 
-def figure_picker(frames: dict, names=("show",), slider: bool = False, dpi: int = 80):
+def figure_picker(frames: dict, names=("show",), slider: bool = False, dpi: int = 80, start=None):
     """Controls that choose among precomputed figures: the reader moves the key variable and
     sees its figure, in JupyterLab and in the published book alike (all notebooks).
 
     frames: {label: matplotlib Figure, or PNG or WebP bytes}, one control named names[0]; or
     {(a, b): figure} for two controls (names[0] picks a, names[1] picks b), e.g. notebook 04's
-    quantile × IoU threshold. Every figure is drawn once, up front, into an ipywidgets Stack,
-    and each control is tied to its Stack with `jslink`, which runs in the browser: the book's
-    saved widget state keeps working without a kernel, where a callback that redraws could not.
+    quantile × IoU threshold. start: the key shown first (default: the first; notebook 04
+    opens at the setting its verdicts use). Every figure is drawn once, up front, into an
+    ipywidgets Stack, and each control is tied to its Stack with `jslink`, which runs in the
+    browser: the book's saved widget state keeps working without a kernel, where a callback
+    that redraws could not.
     """
     import ipywidgets as widgets
 
@@ -69,9 +71,12 @@ def figure_picker(frames: dict, names=("show",), slider: bool = False, dpi: int 
         return widgets.Image(value=data, format=kind, layout=widgets.Layout(max_width="100%"))
 
     keys = list(frames)
+    start = keys[0] if start is None else start
+    if start not in frames:
+        raise ValueError(f"figure_picker: start {start!r} is none of the figures' keys {keys[:4]}")
     if not isinstance(keys[0], tuple):
-        control = _choice(keys, names[0], slider)
-        stack = widgets.Stack([image(frames[k]) for k in keys], selected_index=0)
+        control = _choice(keys, names[0], slider, keys.index(start))
+        stack = widgets.Stack([image(frames[k]) for k in keys], selected_index=keys.index(start))
         widgets.jslink((control, "index"), (stack, "selected_index"))
         return widgets.VBox([control, stack])
     if len(names) != 2 or any(not isinstance(k, tuple) or len(k) != 2 for k in keys):
@@ -80,13 +85,14 @@ def figure_picker(frames: dict, names=("show",), slider: bool = False, dpi: int 
     missing = [(a, b) for a in firsts for b in seconds if (a, b) not in frames]
     if missing:
         raise ValueError(f"figure_picker needs a figure for every pair; missing {missing[:3]}")
-    first, second = _choice(firsts, names[0], slider), _choice(seconds, names[1], slider)
+    i, j = firsts.index(start[0]), seconds.index(start[1])
+    first, second = _choice(firsts, names[0], slider, i), _choice(seconds, names[1], slider, j)
     rows = []
     for a in firsts:
-        row = widgets.Stack([image(frames[(a, b)]) for b in seconds], selected_index=0)
+        row = widgets.Stack([image(frames[(a, b)]) for b in seconds], selected_index=j)
         widgets.jslink((second, "index"), (row, "selected_index"))
         rows.append(row)
-    outer = widgets.Stack(rows, selected_index=0)
+    outer = widgets.Stack(rows, selected_index=i)
     widgets.jslink((first, "index"), (outer, "selected_index"))
     return widgets.VBox([widgets.HBox([first, second]), outer])
 
