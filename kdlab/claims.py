@@ -4,7 +4,8 @@ manipulation checks first (one passes, `shown`, only if its interval lies beyond
 the claimed side; a claim whose check failed is `not testable`), then the one or two primary
 claims together at Holm's levels, then every other claim (exploratory, matched) on its own. A
 claim whose kinds or statistic the table lacks is left out: the run had no such experiment.
-`record` puts a decision into a notebook's results, `recompute` makes it again, `beside` shows runs.
+`record` puts a decision into a notebook's results, `recompute` makes it again; `gather`, `beside`
+set runs side by side.
 """
 
 from __future__ import annotations
