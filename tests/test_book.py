@@ -192,7 +192,8 @@ def test_committed_runs_in_results_are_shown_beside_the_notebooks(tmp_path):
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob(book.NOTEBOOK_GLOB))
 # myst-nb renders a code cell as <div class="cell tag_<tag> ... docutils container">; with the
 # tag hide-input it wraps the cell's source in <details class="admonition hide above-input">
-# (closed: no `open` attribute) under a "Show code cell source" summary; outputs stay outside.
+# (closed: no `open` attribute) under a "Show code cell source" summary; with hide-output, the
+# outputs in a second <details class="admonition hide below-input"> ("Show code cell output").
 CELL_START = re.compile(r'<div class="cell(?: [^"]*)?">')
 DETAILS = re.compile(r"<details\b([^>]*)>")
 
@@ -240,6 +241,13 @@ def solution_problems(page: str, notebook: dict, name: str) -> list[str]:
             if "Show code cell source" not in html[details.end():code]:
                 problems.append(f"{name}: solution {number} (cell {cell}) has no "
                                 "'Show code cell source' toggle")
+            output = html.find('<div class="cell_output')
+            below = [m for m in DETAILS.finditer(html) if "below-input" in m.group(1)]
+            if output != -1 and not (below and below[0].end() < output
+                                     and "Show code cell output" in html[below[0].end():output]):
+                problems.append(f"{name}: the output of solution {number} (cell {cell}) is "
+                                "not collapsed under 'Show code cell output': is it tagged "
+                                "hide-output?")
     return problems
 
 
@@ -262,6 +270,15 @@ def test_solution_check_reads_myst_nb_markup():
     assert "not in a collapsible" in " ".join(solution_problems(shown, notebook, "x.ipynb"))
     opened = collapsed.replace("above-input\">", "above-input\" open>", 1)
     assert "rendered open" in " ".join(solution_problems(opened, notebook, "x.ipynb"))
+    printed = '<div class="cell_output docutils container">y is 1</div>\n'
+    out_shown = collapsed.replace("</details>\n</div>\n", "</details>\n" + printed + "</div>\n", 1)
+    assert "is not collapsed under 'Show code cell output'" in " ".join(
+        solution_problems(out_shown, notebook, "x.ipynb"))
+    out_hidden = collapsed.replace(
+        "</details>\n</div>\n", '</details>\n<details class="admonition hide below-input">\n'
+        '<summary aria-label="Toggle hidden content">\n<p class="collapsed admonition-title">'
+        "Show code cell output</p>\n</summary>\n" + printed + "</details>\n</div>\n", 1)
+    assert solution_problems(out_hidden, notebook, "x.ipynb") == []
     lost = collapsed.replace("tag_solution", "tag_other", 1)
     assert "1 cells tagged solution (cells [0]), 0 on the page" in " ".join(
         solution_problems(lost, notebook, "x.ipynb"))

@@ -171,6 +171,32 @@ def test_beside_puts_a_run_next_to_the_committed_runs(tmp_path, monkeypatch):
     assert set(table.index) == set(pilot.index) | set(record["verdicts"])
 
 
+def test_overview_opens_a_notebook_with_every_committed_runs_verdict(tmp_path, monkeypatch):
+    from kdlab.figures import tables
+
+    write(tmp_path, monkeypatch)
+    monkeypatch.setattr(claims, "PROJECT_ROOT", tmp_path)
+    rows = per_seed(6)
+    record = claims.record(NOTEBOOK, rows, claims.decide(NOTEBOOK, rows, teachers=1,
+                                                         run="confirmatory"),
+                           teachers=1, run="confirmatory")
+    (tmp_path / "results" / "evidence").mkdir(parents=True)
+    (tmp_path / "results" / "evidence" / f"{NOTEBOOK}.json").write_text(
+        json.dumps(jsonable({"metrics": {"claims": record}})))
+    real = claims.decide(NOTEBOOK, per_seed(3), teachers=1, run="real").drop(index="acc")
+    table = tables.overview(NOTEBOOK, others={"real data": real})
+    # primary claims and checks only, in the file's order; one column per run found
+    assert list(table.index) == ["check-big", "check-small", "acc", "ls-acc"]
+    assert list(table.columns) == ["claim", "role", "confirmatory (results/evidence)", "real data"]
+    confirmed = claims.committed(NOTEBOOK, "evidence")
+    assert table.at["check-big", "confirmatory (results/evidence)"].startswith("passes: +0.")
+    assert table.at["check-small", "confirmatory (results/evidence)"].startswith("fails (")
+    acc = confirmed.loc["acc"]
+    assert table.at["acc", "confirmatory (results/evidence)"] == (
+        f"{acc.verdict}: {acc['mean']:+.3f} [{acc.low:+.3f}, {acc.high:+.3f}]")
+    assert table.at["acc", "real data"] == "–"  # a run that did not decide it
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda c, nb: c[0].update(colour="red"), "unknown keys"),
     (lambda c, nb: c[0].update(role="main"), "role must be"),
@@ -197,3 +223,12 @@ def test_the_committed_claims_file_is_valid():
     if not claims.PATH.exists():
         pytest.skip(f"{claims.PATH} is not written yet")
     assert claims.load()["notebooks"]
+
+
+def test_overview_is_shown_whole(capsys):
+    """tables.show prints (outside IPython) every claim's text uncut; pandas would cut it."""
+    from kdlab.figures import tables
+
+    text = "a claim whose text runs well past the fifty characters pandas shows of a column"
+    tables.show(pd.DataFrame({"claim": [text], "pilot": ["shown: +0.100 [+0.010, +0.190]"]}))
+    assert text in capsys.readouterr().out

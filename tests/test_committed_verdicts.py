@@ -80,3 +80,19 @@ def test_the_evidence_run_trains_the_confirmatory_seeds(notebook):
     assert given == claims.seeds(notebook, "confirmatory"), (
         f"params/evidence.yaml gives {notebook} seeds {given}, {claims.PATH.name} fixes "
         f"{claims.seeds(notebook, 'confirmatory')}")
+
+
+@pytest.mark.parametrize("notebook", listed_notebooks() or [NO_FILE])
+def test_the_committed_pilot_is_the_committed_notebook(notebook):
+    """results/cpu/ (the pilot column of kdlab.figures.tables.overview, the table each
+    notebook opens with) holds the same pilot claims as the notebook's own outputs: re-execute
+    a notebook, then copy runs/committed/<notebook>.json to results/cpu/."""
+    path = PROJECT_ROOT / "results" / "cpu" / f"{notebook}.json"
+    assert path.is_file(), f"{path} is missing: copy runs/committed/{notebook}.json there"
+    pilot = json.loads(path.read_text())["metrics"]["claims"]
+    shown = [r["metrics"]["claims"] for r in embedded_records(NOTEBOOK_DIR / f"{notebook}.ipynb")
+             if "claims" in (r.get("metrics") or {})]
+    assert shown, f"notebooks/{notebook}.ipynb shows no claims record"
+    assert pilot["run"] == "pilot" and pilot["per_seed"] == shown[-1]["per_seed"], (
+        f"results/cpu/{notebook}.json is not the committed notebook's pilot: copy "
+        f"runs/committed/{notebook}.json there after executing the notebook")

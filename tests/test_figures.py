@@ -103,6 +103,61 @@ def test_detector_counts_per_kind_and_category():
     assert bar_heights(counts) == [3, 1] and not dots_per_bar(counts), "no dots without points"
 
 
+MAIN_KINDS = ("scratch", "ls", "kd", "kd_from_ls", "soft_family", "soft_permuted",
+              "e2kd", "control", "teacher")
+
+
+def test_a_kind_has_one_colour_whatever_its_label():
+    kd = plots.KIND_COLOURS["kd"]
+    for label in ("kd", "KD", "KD (seed 3)", "KD student", "KD online", "kd-seed-0"):
+        assert plots.kind_colour(label) == kd, label
+    assert plots.kind_colour("kd_from_ls") == plots.KIND_COLOURS["kd_from_ls"] != kd
+    assert plots.kind_colour("LS") == plots.kind_colour("ls (seed 1)") != kd
+    assert plots.kind_colour("scratch (seed 0)") == plots.KIND_COLOURS["scratch"]
+    assert plots.kind_colour("LS teacher (ε=0.1)") == plots.KIND_COLOURS["teacher_ls"]
+    assert plots.kind_colour("guided teacher") == plots.KIND_COLOURS["teacher_guided"]
+
+
+@pytest.mark.parametrize("label, kind", [
+    ("e2kd", "e2kd"), ("e²KD", "e2kd"), ("e²KD (layer2)", "e2kd_layer2"),
+    ("e2kd-frozen", "e2kd_frozen"), ("e²KD student (layer3)", "e2kd_layer3"),
+    ("e²KD online", "e2kd_online"), ("e2kd_layer4", "e2kd")])
+def test_e2kd_variants_have_their_colours(label, kind):
+    assert plots.kind_colour(label) == plots.KIND_COLOURS[kind]
+
+
+def test_an_unknown_label_gets_the_fallback():
+    assert plots.kind_colour("in distribution", fallback="C3") == "C3"
+    assert plots.kind_colour("kdx", fallback="C4") == "C4", "a prefix ends at a word"
+    assert plots.kind_colour("object") == plots.UNKNOWN_KIND_COLOUR
+    assert plots.UNKNOWN_KIND_COLOUR not in {plots.KIND_COLOURS[k] for k in MAIN_KINDS}
+
+
+def test_no_two_main_kinds_share_a_colour():
+    shown = [to_rgb(plots.KIND_COLOURS[kind]) for kind in MAIN_KINDS]
+    assert len(set(shown)) == len(MAIN_KINDS)
+
+
+@pytest.mark.parametrize("kinds", [["scratch", "kd", "ls"], ["kd", "e2kd"],
+                                   ["ls", "x", "kd"]])
+def test_a_kind_is_drawn_in_its_colour_wherever_it_stands(kinds):
+    kd, position = to_rgb(plots.KIND_COLOURS["kd"]), kinds.index("kd")
+    table = pd.DataFrame([{"method": kind, "seed": seed, "accuracy": 0.5 + 0.1 * seed}
+                          for seed in (0, 1) for kind in kinds])
+    ax = plots.plot_seed_spread(table, "accuracy", order=kinds)
+    assert colours(ax)[position] == kd
+    if "x" in kinds:
+        assert colours(ax)[1] == to_rgb("C1"), "an unknown group: C1, by its position"
+    hued = table.assign(test="in")
+    ax = plots.plot_seed_bars(hued, "accuracy", ["in"], "method", kinds,
+                              group_column="test")
+    assert colours(ax)[position] == kd, "coloured by hue"
+    history = [[{"loss": 1.0, "train_acc": 0.5}, {"loss": 0.5, "train_acc": 0.8}]]
+    fig = plots.plot_learning_curves({kind: history for kind in kinds})
+    means = [line for line in fig.axes[0].get_lines() if line.get_linewidth() == 2]
+    assert to_rgb(means[position].get_color()) == kd
+
+
 def test_figure_picker_draws_every_frame_up_front():
     frames = {(q, t): plt.subplots(figsize=(1, 1))[0] for q in (1, 2) for t in ("x", "y")}
     picker = widgets.figure_picker(frames, ("q", "t"))

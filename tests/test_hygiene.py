@@ -12,10 +12,12 @@ Every notebook is also worked, not only read; each has, with exactly these marke
 - a `**Learning objectives.**` markdown cell under the title (before the first code cell),
   with a list of three to five items;
 - at least one `> **Predict before you run.**` prompt before a code cell that answers it;
-- two to four exercises: a `### Exercise N: <title>` markdown cell (N = 1..n in order), the
-  next code cell its solution, tagged `solution` and `hide-input` (collapsed in the book),
-  first line `# Solution to exercise N`, executed; right after it one code cell tagged
-  `check` that ran and printed its verdict (kdlab.tools.student turns solutions into stubs);
+- two to six exercises: a `### Exercise N: <title>` markdown cell (N = 1..n in order), the
+  next code cell its solution, tagged `solution`, `hide-input` and `hide-output` (code and
+  output collapsed in the book), first line `# Solution to exercise N`, executed; right after
+  it one code cell tagged `check` that ran and printed its verdict without a number, so that
+  it does not restate the answer ("Exercise 2: correct"; kdlab.tools.student turns solutions
+  into stubs);
 - a closing `## Summary` markdown cell;
 - code lines of at most 88 characters, so they show whole in the book;
 - markdown headings that never skip a level going down (`#` then `###` fails the book build);
@@ -215,7 +217,7 @@ def test_outputs_come_from_the_default_parameters(path):
 # ----------------------------------------------------------------------------- teaching structure
 
 OBJECTIVES, PREDICT, SUMMARY = "**Learning objectives.**", "> **Predict before you run.**", "## Summary"
-MIN_EXERCISES, MAX_EXERCISES, MAX_LINE = 2, 4, 88
+MIN_EXERCISES, MAX_EXERCISES, MAX_LINE = 2, 6, 88
 LIST_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)
 
 
@@ -285,9 +287,9 @@ def _exercise_problems(path: Path) -> list[str]:
             problems.append(f"{name}: exercise {n} (cell {i}) is not followed by a solution code cell")
             continue
         solution, tags = cells[j], _tags(cells[j])
-        if not {"solution", "hide-input"} <= set(tags):
+        if not {"solution", "hide-input", "hide-output"} <= set(tags):
             problems.append(f"{name}: cell {j}, the solution of exercise {n} (cell {i}), is tagged "
-                            f"{tags}; it needs both 'solution' and 'hide-input'")
+                            f"{tags}; it needs 'solution', 'hide-input' and 'hide-output'")
         if not _source(solution).lstrip().startswith(f"# Solution to exercise {n}"):
             problems.append(f"{name}: cell {j}, the solution of exercise {n}, must start with "
                             f"`# Solution to exercise {n}` (it starts {_first_line(solution)!r})")
@@ -310,6 +312,9 @@ def _exercise_problems(path: Path) -> list[str]:
             problems.append(f"{name}: cell {k}, the check of exercise {n}, did not run and print "
                             "its verdict (e.g. 'Exercise 1: correct'); "
                             + RERUN.format(prefix=path.stem[:2]))
+        elif re.search(r"\d", re.sub(r"[Ee]xercise \d+", "", shown)):
+            problems.append(f"{name}: cell {k}, the check of exercise {n}, prints a number "
+                            f"({shown.strip()[:80]!r}); it must not restate the answer")
     strays = [i for i, c in enumerate(cells)
               if ({"solution", "check"} & set(_tags(c))) and i not in claimed]
     if strays:
@@ -458,7 +463,8 @@ def _teaching_notebook() -> dict:
              md("## Exercises")]
     for n in (1, 2):
         cells += [md(f"### Exercise {n}: double\n\nDefine `y{n} = 2 * x`."),
-                  code(f"# Solution to exercise {n}\ny{n} = 2 * x", 2 * n + 1, ["solution", "hide-input"]),
+                  code(f"# Solution to exercise {n}\ny{n} = 2 * x", 2 * n + 1,
+                       ["solution", "hide-input", "hide-output"]),
                   code(f"assert y{n} == 42\nprint('Exercise {n}: correct')", 2 * n + 2, ["check"],
                        f"Exercise {n}: correct\n")]
     cells += [md("## Summary\n\n- 2 * 21 = 42.")]
@@ -479,14 +485,18 @@ def _break(nb: dict, how: str) -> dict:
         cells[3]["source"] = "What is `2 * x`?"
     elif how == "one exercise":
         del cells[9:12]
-    elif how == "five exercises":
-        for n in (3, 4, 5):
+    elif how == "seven exercises":
+        for n in (3, 4, 5, 6, 7):
             cells[-1:-1] = [dict(c, source=c["source"].replace("1", str(n))) for c in cells[6:9]]
     elif how == "numbered 1, 3":
         cells[9]["source"] = cells[9]["source"].replace("Exercise 2", "Exercise 3")
         cells[10]["source"] = cells[10]["source"].replace("exercise 2", "exercise 3")
     elif how == "solution not hidden":
         cells[7]["metadata"]["tags"] = ["solution"]
+    elif how == "solution output shown":
+        cells[7]["metadata"]["tags"] = ["solution", "hide-input"]
+    elif how == "check restates the answer":
+        cells[8]["outputs"][0]["text"] = "Exercise 1: correct (y1 = 42)\n"
     elif how == "solution not tagged":
         cells[7]["metadata"]["tags"] = ["hide-input"]
     elif how == "solution comment":
@@ -522,7 +532,9 @@ BROKEN = {  # rule broken -> the check that must fail on it
     "two objectives": "test_learning_objectives_under_the_title",
     "no prompt": "test_predict_before_you_run",
     "one exercise": "test_exercises_with_hidden_solutions_and_checks",
-    "five exercises": "test_exercises_with_hidden_solutions_and_checks",
+    "seven exercises": "test_exercises_with_hidden_solutions_and_checks",
+    "solution output shown": "test_exercises_with_hidden_solutions_and_checks",
+    "check restates the answer": "test_exercises_with_hidden_solutions_and_checks",
     "numbered 1, 3": "test_exercises_with_hidden_solutions_and_checks",
     "solution not hidden": "test_exercises_with_hidden_solutions_and_checks",
     "solution not tagged": "test_exercises_with_hidden_solutions_and_checks",

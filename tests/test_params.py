@@ -95,3 +95,17 @@ def test_list_items_of_the_wrong_type_are_named():
     with pytest.raises(ParameterError, match="'seeds' must hold items of type int .* 'a' is a str"):
         check_params(namespace(history("seeds = ['a', 1.5]"), seeds=["a", 1.5]))
     assert check_params(namespace(history("seeds = [3, 4]"), seeds=[3, 4]))["seeds"] == [3, 4]
+
+
+def test_a_multiple_choice_check_names_no_answer():
+    from kdlab.runtime.notebook import check_choice, choice_digest
+
+    digest = choice_digest("Exercise 4", "b")
+    assert digest != choice_digest("Exercise 5", "b") != choice_digest("Exercise 4", "c")
+    check_choice("Exercise 4", " B ", options="abcd", digest=digest)  # case and spaces forgiven
+    with pytest.raises(AssertionError, match="'c' is not it") as wrong:
+        check_choice("Exercise 4", "c", options="abcd", digest=digest)
+    assert "'b'" not in str(wrong.value)
+    for bad in ("e", "bc", 2, None):
+        with pytest.raises(AssertionError, match="one letter of a, b, c, d"):
+            check_choice("Exercise 4", bad, options="abcd", digest=digest)

@@ -16,11 +16,18 @@ Taught where each is first used:
     plot_verdicts                  paired differences with their intervals, the verdicts' basis
                                    (notebooks 02, 04, 05, 06)
 
+One colour per kind of model in the whole course: every figure here that colours by
+kind (learning curves, bars over seeds, detector counts) takes it from `kind_colour`
+(the table KIND_COLOURS); a group of no known kind keeps matplotlib's C0, C1, ... by its
+position. Notebooks that draw kinds by hand should colour them with `kind_colour` too.
+
 The pickers that choose among these figures are in kdlab.figures.widgets; the calculations
 behind some of them (class_similarity, template_projection) in kdlab.metrics.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import torch
@@ -35,6 +42,45 @@ __getattr__ = moved_names(__name__, {
     "figure_image": "kdlab.figures.widgets", "figure_picker": "kdlab.figures.widgets",
     "explanation_picker": "kdlab.figures.widgets",
     "class_similarity": "kdlab.metrics", "template_projection": "kdlab.metrics"})
+
+
+# ---------------------------------------------------------------- one colour per kind
+
+# tab10, with a light tab20 partner for a kind's variant: kinds shown together differ in
+# hue or lightness, for colour-blind readers too. KD keeps the green of notebooks 02 and
+# 04; the teacher has the grey of its reference lines.
+KIND_COLOURS = {
+    "scratch": "#1f77b4", "ls": "#ff7f0e", "kd": "#2ca02c",  # blue, orange, green
+    "kd_from_ls": "#17becf", "control": "#98df8a",  # cyan; light green: 06's KD control
+    "soft_family": "#8c564b", "soft_permuted": "#e377c2",     # brown, pink
+    "soft_part": "#bcbd22", "soft_uniform": "#ffbb78",        # olive, light orange: LS
+    "e2kd": "#9467bd", "e2kd_frozen": "#9467bd",              # purple: the main e²KD
+    "e2kd_layer2": "#9467bd",                                 # (06's main layer)
+    "e2kd_online": "#c5b0d5", "e2kd_layer3": "#c5b0d5",       # light purple: variants
+    "teacher": "#7f7f7f", "teacher_ls": "#c7c7c7", "teacher_guided": "#404040",  # greys
+}
+# display names that do not start with their kind
+KIND_ALIASES = {"ls_teacher": "teacher_ls", "guided_teacher": "teacher_guided",
+                "course_teacher": "teacher"}
+UNKNOWN_KIND_COLOUR = "#595959"  # dark grey: no known kind and no fallback
+
+
+def kind_colour(kind, fallback: str | None = None) -> str:
+    """The colour of a model kind, given a kind ("kd_from_ls") or a display label ("KD",
+    "e²KD (layer2)", "e2kd-frozen", "LS teacher (ε=0.1)", "scratch (seed 0)").
+
+    The label is normalised (lower case, e² as e2, the word "student" dropped, each run
+    of other characters one "_") and read as its longest known prefix that ends a word:
+    "kd_seed_3" is kd, "kd_from_ls" kd_from_ls, "e2kd_layer4" e2kd. A label of no known
+    kind gets `fallback`, or UNKNOWN_KIND_COLOUR without one.
+    """
+    words = re.split(r"[\W_]+", str(kind).lower().replace("²", "2"))
+    key = "_".join(w for w in words if w and w not in ("student", "students"))
+    known = {**{k: k for k in KIND_COLOURS}, **KIND_ALIASES}
+    matches = [k for k in known if key == k or key.startswith(k + "_")]
+    if not matches:
+        return fallback or UNKNOWN_KIND_COLOUR
+    return KIND_COLOURS[known[max(matches, key=len)]]
 
 
 # ---------------------------------------------------------------- the dataset (00)
@@ -176,8 +222,9 @@ def plot_heatmaps(matrices: dict[str, torch.Tensor], classes: list[str], vmax: f
 
 def plot_learning_curves(histories: dict[str, list[list[dict]]], keys=("loss", "train_acc")):
     """Per-epoch training curves of several kinds of model (notebook 02): one thin line per
-    seed, a thick line for the mean. `histories` maps a kind to its models' fit histories
-    (kdlab.train.TrainedModel.history). Flat ends mean the students reached their plateau."""
+    seed, a thick line for the mean, in the kind's colour (`kind_colour`). `histories`
+    maps a kind to its models' fit histories (kdlab.train.TrainedModel.history). Flat
+    ends mean the students reached their plateau."""
     import matplotlib.pyplot as plt
 
     titles = {"loss": "training loss (the kind's own objective)",
@@ -187,9 +234,10 @@ def plot_learning_curves(histories: dict[str, list[list[dict]]], keys=("loss", "
         for i, (kind, runs) in enumerate(histories.items()):
             curves = np.array([[record[key] for record in run] for run in runs])
             epochs = np.arange(1, curves.shape[1] + 1)
+            colour = kind_colour(kind, fallback=f"C{i}")
             for curve in curves:
-                ax.plot(epochs, curve, color=f"C{i}", lw=0.6, alpha=0.4)
-            ax.plot(epochs, curves.mean(0), color=f"C{i}", lw=2, label=kind)
+                ax.plot(epochs, curve, color=colour, lw=0.6, alpha=0.4)
+            ax.plot(epochs, curves.mean(0), color=colour, lw=2, label=kind)
         ax.set(xlabel="epoch", title=titles.get(key, key))
         if key == "train_acc":
             ax.set_ylim(0, 1)
@@ -229,9 +277,10 @@ def plot_bars_with_seeds(table, value: str, groups: list, group_column: str,
     over several seeds (notebooks 02-06), on an axis from zero (to `top` when given).
 
     table: one row per seed (model) with the columns `value`, `group_column` and, for grouped
-    bars, `hue_column`. A bar per group along the x axis, coloured C0, C1, ... in the order of
-    `groups`; with a hue, `hues` bars side by side per group, coloured and labelled (for a
-    legend) by hue. Missing values are left out; a bar without values is not drawn.
+    bars, `hue_column`. A bar per group along the x axis, coloured by group; with a hue,
+    `hues` bars side by side per group, coloured and labelled (for a legend) by hue. A
+    model kind's colour is `kind_colour`'s; any other group or hue is C0, C1, ... by its
+    position. Missing values are left out; a bar without values is not drawn.
     alpha, width: the bars' opacity and the width all of a group's bars share. jitter: spreads
     a bar's dots over ±jitter, so that equal values (counts) stay apart. error_bars: one
     standard deviation over seeds. reference: a dashed grey line (e.g. the teacher's value);
@@ -249,7 +298,9 @@ def plot_bars_with_seeds(table, value: str, groups: list, group_column: str,
                 continue
             x, mean = i - width / 2 + bar * (k + 0.5), values.mean()
             first_bar = _first_label(ax, hue) if hue_column else None
-            ax.bar(x, mean, bar, color=f"C{k if hue_column else i}", alpha=alpha, label=first_bar)
+            name, position = (hue, k) if hue_column else (group, i)
+            colour = kind_colour(name, fallback=f"C{position}")
+            ax.bar(x, mean, bar, color=colour, alpha=alpha, label=first_bar)
             if error_bars:
                 ax.errorbar(x, mean, yerr=values.std(ddof=1) if len(values) > 1 else 0,
                             color="k", capsize=4)

@@ -249,6 +249,27 @@ def check_params(namespace: dict, rules: dict | None = None, defaults: dict | No
     return params
 
 
+def choice_digest(exercise: str, answer: str) -> str:
+    """The fingerprint a multiple-choice check compares with: the first 8 hex digits of
+    sha256("<exercise>:<answer>"), so the check cell does not print the right letter."""
+    import hashlib
+
+    return hashlib.sha256(f"{exercise}:{answer.strip().lower()}".encode()).hexdigest()[:8]
+
+
+def check_choice(exercise: str, answer, options: str, digest: str) -> None:
+    """Check a multiple-choice answer (the conceptual questions of notebooks 02-06): `answer`
+    must be one of the letters in `options`; it is right when its `choice_digest` is `digest`.
+    Prints "<exercise>: correct"; otherwise fails with a hint to reread, not the answer."""
+    if not isinstance(answer, str) or len(answer.strip()) != 1 or answer.strip().lower() not in options:
+        raise AssertionError(f"{exercise}: answer with one letter of {', '.join(options)}; "
+                             f"got {answer!r}")
+    if choice_digest(exercise, answer) != digest:
+        raise AssertionError(f"{exercise}: {answer.strip().lower()!r} is not it; reread the "
+                             "question's section and try another letter")
+    print(f"{exercise}: correct")
+
+
 def show_in_notebook(text: str, record: dict, print_outside: bool = True) -> None:
     """Show `text` under the cell, with `record` as JSON in the output's metadata ("kdlab" key).
 
