@@ -1,10 +1,11 @@
-"""The claims each notebook tests (02, 04, 05, 06), fixed in params/claims.yaml before the runs,
-decided from a per-seed table. `decide` is the one place kdlab.verdicts' rule is applied:
-manipulation checks first (one passes, `shown`, only if its interval lies beyond its margin on the
-claimed side; a claim whose check failed is `not testable`), then the one or two primary claims
-together at Holm's levels, then every other claim (exploratory, matched) on its own. A claim whose
-kinds or statistic the table lacks is left out: the run had no such experiment. `record` saves a
-decision in a notebook's results, `recompute` makes it again; `gather`, `beside` show runs together.
+"""The claims each notebook tests (02, 04, 05, 06), fixed in params/claims.yaml before the
+runs, decided from a per-seed table. `decide` is the one place kdlab.verdicts' rule is applied:
+manipulation checks first (one passes, `shown`, only if its interval lies beyond its margin on
+the claimed side; a claim whose check failed is `not testable`), then the one or two primary
+claims together at Holm's levels, then every other claim (exploratory, matched) on its own. A
+claim whose kinds or statistic the table lacks is left out: the run had no such experiment.
+`record` puts a decision into a notebook's results, `recompute` makes it again; `gather`, `beside`
+set runs side by side.
 """
 
 from __future__ import annotations

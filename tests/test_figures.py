@@ -158,18 +158,6 @@ def test_a_kind_is_drawn_in_its_colour_wherever_it_stands(kinds):
     assert to_rgb(means[position].get_color()) == kd
 
 
-def test_learning_curves_show_held_out_accuracy_where_recorded():
-    with_curve = [[{"loss": 1.0, "train_acc": 0.5, "heldout_acc": 0.4},
-                   {"loss": 0.5, "train_acc": 0.8, "heldout_acc": 0.7}]]
-    without = [[{"loss": 1.0, "train_acc": 0.5}, {"loss": 0.5, "train_acc": 0.8}]]
-    fig = plots.plot_learning_curves({"scratch": with_curve, "kd": without + with_curve})
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles[-1] == "accuracy on held-out test images" and len(titles) == 3
-    held = [line for line in fig.axes[2].get_lines() if line.get_linewidth() == 2]
-    assert [list(line.get_ydata()) for line in held] == [[0.4, 0.7], [0.4, 0.7]]
-    assert len(plots.plot_learning_curves({"kd": without}).axes) == 2, "none recorded it"
-
-
 def test_figure_picker_draws_every_frame_up_front():
     frames = {(q, t): plt.subplots(figsize=(1, 1))[0] for q in (1, 2) for t in ("x", "y")}
     picker = widgets.figure_picker(frames, ("q", "t"))
