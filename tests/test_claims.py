@@ -135,15 +135,21 @@ def test_record_and_recompute_round_trip_through_json(tmp_path, monkeypatch):
                     or again.at[i, key] == pytest.approx(committed, abs=1e-9))
 
 
+def commit_run(tmp_path, rows, run="confirmatory") -> dict:
+    """Decide `rows` as `run` and commit its record as results/evidence/<NOTEBOOK>.json."""
+    record = claims.record(NOTEBOOK, rows, claims.decide(NOTEBOOK, rows, teachers=1, run=run),
+                           teachers=1, run=run)
+    (tmp_path / "results" / "evidence").mkdir(parents=True)
+    (tmp_path / "results" / "evidence" / f"{NOTEBOOK}.json").write_text(
+        json.dumps(jsonable({"metrics": {"claims": record}})))
+    return record
+
+
 def test_a_committed_run_is_read_back_with_todays_rule(tmp_path, monkeypatch):
     write(tmp_path, monkeypatch)
     monkeypatch.setattr(claims, "PROJECT_ROOT", tmp_path)
     assert claims.committed(NOTEBOOK, "evidence") is None  # not committed: None, not an error
-    table = per_seed()
-    record = claims.record(NOTEBOOK, table, claims.decide(NOTEBOOK, table, teachers=1), teachers=1)
-    (tmp_path / "results" / "evidence").mkdir(parents=True)
-    (tmp_path / "results" / "evidence" / f"{NOTEBOOK}.json").write_text(
-        json.dumps(jsonable({"metrics": {"claims": record}})))
+    record = commit_run(tmp_path, per_seed(), run=None)  # the run KDLAB_PARAMS names
     again = claims.committed(NOTEBOOK, "evidence")
     assert list(again.verdict) == [record["verdicts"][i]["verdict"] for i in again.index]
 
@@ -155,12 +161,7 @@ def test_beside_puts_a_run_next_to_the_committed_runs(tmp_path, monkeypatch):
     pilot = claims.decide(NOTEBOOK, pilot_rows, teachers=1, run="pilot")
     alone = claims.beside(claims.gather(NOTEBOOK, pilot))  # nothing committed: the pilot alone
     assert list(alone.columns.get_level_values(0).unique()) == ["pilot (this run)"]
-    record = claims.record(NOTEBOOK, full_rows, claims.decide(NOTEBOOK, full_rows, teachers=1,
-                                                                run="confirmatory"),
-                           teachers=1, run="confirmatory")
-    (tmp_path / "results" / "evidence").mkdir(parents=True)
-    (tmp_path / "results" / "evidence" / f"{NOTEBOOK}.json").write_text(
-        json.dumps(jsonable({"metrics": {"claims": record}})))
+    record = commit_run(tmp_path, full_rows)
     fewer = pilot.drop(index="acc")  # a claim only the committed run decided
     table = claims.beside(claims.gather(NOTEBOOK, fewer, others={"real data": pilot.loc[["acc"]]}))
     groups = list(table.columns.get_level_values(0).unique())
@@ -176,13 +177,7 @@ def test_overview_opens_a_notebook_with_every_committed_runs_verdict(tmp_path, m
 
     write(tmp_path, monkeypatch)
     monkeypatch.setattr(claims, "PROJECT_ROOT", tmp_path)
-    rows = per_seed(6)
-    record = claims.record(NOTEBOOK, rows, claims.decide(NOTEBOOK, rows, teachers=1,
-                                                         run="confirmatory"),
-                           teachers=1, run="confirmatory")
-    (tmp_path / "results" / "evidence").mkdir(parents=True)
-    (tmp_path / "results" / "evidence" / f"{NOTEBOOK}.json").write_text(
-        json.dumps(jsonable({"metrics": {"claims": record}})))
+    commit_run(tmp_path, per_seed(6))
     real = claims.decide(NOTEBOOK, per_seed(3), teachers=1, run="real").drop(index="acc")
     table = tables.overview(NOTEBOOK, others={"real data": real})
     # primary claims and checks only, in the file's order; one column per run found
