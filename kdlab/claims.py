@@ -1,11 +1,10 @@
-"""The claims each notebook tests (02, 04, 05, 06), fixed in params/claims.yaml before the
-runs, decided from a per-seed table. `decide` is the one place kdlab.verdicts' rule is applied:
-manipulation checks first (one passes, `shown`, only if its interval lies beyond its margin on
-the claimed side; a claim whose check failed is `not testable`), then the one or two primary
-claims together at Holm's levels, then every other claim (exploratory, matched) on its own. A
-claim whose kinds or statistic the table lacks is left out: the run had no such experiment.
-`record` puts a decision into a notebook's results, `recompute` makes it again; `gather`, `beside`
-set runs side by side.
+"""The claims each notebook tests (02, 04, 05, 06), fixed in params/claims.yaml before the runs,
+decided from a per-seed table. `decide` is the one place kdlab.verdicts' rule is applied:
+manipulation checks first (one passes, `shown`, only if its interval lies beyond its margin on the
+claimed side; a claim whose check failed is `not testable`), then the one or two primary claims
+together at Holm's levels, then every other claim (exploratory, matched) on its own. A claim whose
+kinds or statistic the table lacks is left out: the run had no such experiment. `record` saves a
+decision in a notebook's results, `recompute` makes it again; `gather`, `beside` show runs together.
 """
 
 from __future__ import annotations
@@ -181,9 +180,8 @@ def record(notebook: str, per_seed, verdicts, **decide_kwargs) -> dict:
 
 
 def committed(notebook: str, run: str = "evidence"):
-    """The verdicts a committed run (results/<run>/<notebook>.json, e.g. the confirmatory run)
-    gave `notebook`'s claims, recomputed from its per-seed rows with today's rule; None if that
-    run's results are not committed."""
+    """The verdicts of `notebook`'s claims in a committed run (results/<run>/<notebook>.json),
+    recomputed from its per-seed rows with today's rule; None if that run is not committed."""
     import json
 
     path = PROJECT_ROOT / "results" / run / f"{notebook}.json"
@@ -205,8 +203,7 @@ def gather(notebook: str, verdicts, runs=("evidence", "numerics"), others: dict 
 
 
 def beside(tables: dict, columns=("verdict", "mean", "low", "high", "n")):
-    """The runs' verdicts side by side (`tables` as `gather` gives them): a column group per
-    run, a row per claim, "–" where a run did not decide a claim."""
+    """The runs' verdicts (`gather`) side by side: a column group per run, a row per claim."""
     import pandas as pd
 
     order = list(dict.fromkeys(i for t in tables.values() for i in t.index))

@@ -198,11 +198,11 @@ def train_student(kind: str, train: ImageSet, teacher: TrainedModel | None = Non
                   epochs: int = COURSE.student_epochs, lr: float = COURSE.lr,
                   batch_size: int = COURSE.batch_size, temperature: float = COURSE.temperature,
                   alpha: float = COURSE.alpha, epsilon: float = COURSE.epsilon, seed: int = 0,
-                  device="auto") -> TrainedModel:
+                  device="auto", **options) -> TrainedModel:
     """A student of one of the kinds compared in notebook 02 (scratch, ls, kd, kd_from_ls):
-    `train_students` for one kind and one seed (notebook 01)."""
+    `train_students` for one kind and one seed (notebook 01); options as there."""
     students = train_students({kind: teacher}, [seed], train, arch, n_images, epochs, lr, batch_size,
-                              temperature, alpha, epsilon, device)
+                              temperature, alpha, epsilon, device, **options)
     return students[kind, seed]
 
 
@@ -215,25 +215,24 @@ def train_students(teachers: dict[str, TrainedModel | torch.nn.Module | None], s
                    steps: int | None = None, name: str = "student", workers: int | None = None,
                    soft_mass: float = COURSE.soft_mass, channels_last: bool = True,
                    **options) -> dict[tuple[str, int], TrainedModel]:
-    """A student of every kind in `teachers` ({kind: its teacher}, None for scratch and ls)
-    for every seed: {(kind, seed): TrainedModel}, seed by seed, in the order of `teachers`.
+    """A student of every kind in `teachers` ({kind: its teacher}, None for scratch and ls) for
+    every seed: {(kind, seed): TrainedModel}, seed by seed, in the order of `teachers`.
 
-    Notebook 02's students: each kind's course Recipe (arch, temperature, alpha, epsilon) on
-    the first `n_images` training images, for `epochs` epochs of SGD at `lr` (kd / kd_from_ls
-    distil from their teacher; pass the LS-trained one for kd_from_ls). Students see less
-    data than the teacher, the regime where a teacher's soft labels help most; the defaults
-    train a student to its plateau on the synthetic data (notebook 02 shows the curves).
+    Notebook 02's students: each kind's course Recipe (arch, temperature, alpha, epsilon) on the
+    first `n_images` training images, for `epochs` epochs of SGD at `lr` (kd / kd_from_ls distil
+    from their teacher; pass the LS-trained one for kd_from_ls). Students see less data than the
+    teacher, the regime where a teacher's soft labels help most; the defaults train a student to
+    its plateau on the synthetic data (notebook 02 shows the curves).
 
     An experiment with students of its own (e²KD's, notebooks 05 and 06: kdlab.experiments.e2kd)
-    passes `recipes` ({kind: Recipe}) and `cfg` (how; the seed is set per student), which
-    replace arch ... epsilon and epochs, lr, batch_size. steps: train each for that many
-    optimizer steps instead of cfg's epochs (`fixed_steps`); such students carry their number
-    of images in their name. name: the names' prefix. soft_mass: the soft_* kinds' m
-    (kdlab.soft_targets; teacher None). channels_last=False: other numerics (params/numerics.yaml).
-    options: load_or_train's (extras and extras_key for stored teacher outputs, progress, cache_dir).
-
-    Several train at once on a CPU with cores to spare (kdlab.runtime.parallel, `workers` processes;
-    the same models as one after another).
+    passes `recipes` ({kind: Recipe}) and `cfg` (how; the seed is set per student), which replace
+    arch ... epsilon and epochs, lr, batch_size. steps: train each for that many optimizer steps
+    instead of cfg's epochs (`fixed_steps`); such students carry their number of images in their
+    name. name: the names' prefix. soft_mass: the soft_* kinds' m (kdlab.soft_targets; teacher
+    None). channels_last=False: other numerics (params/numerics.yaml). options: load_or_train's
+    (extras and extras_key for stored teacher outputs, progress, cache_dir, held_out: images
+    whose accuracy each epoch's record adds, a held-out learning curve). Several train at once
+    on a CPU with cores to spare (kdlab.runtime.parallel, `workers` processes; the same models).
     """
     data = first_images(train, n_images)
     recipes = recipes or {kind: Recipe("student", kind, arch, temperature, alpha, epsilon, soft_mass=soft_mass)

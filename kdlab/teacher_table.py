@@ -36,8 +36,7 @@ def logits_table(teacher: nn.Module, data: ImageSet, pad: int = 4, flip: bool = 
                  batch_size: int = 512, progress: bool = True) -> torch.Tensor:
     """The teacher's float32 logits (N, views, classes) for view v = dy·(2·pad+1) + dx +
     flipped·(2·pad+1)² of every image, on `device`: loaded from the cache or computed there.
-    channels_last and bf16 (autocast, CUDA) as the online teacher would run in kdlab.train.fit,
-    so the table rounds as it does."""
+    channels_last and bf16 (autocast, CUDA) as kdlab.train.fit's online teacher: the same rounding."""
     device = torch.device(device)
     key = config_key("teacher_table", weights_key(teacher), architecture_signature(teacher),
                      data.fingerprint(), pad, flip, device.type, channels_last, bf16)

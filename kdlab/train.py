@@ -30,10 +30,13 @@ from torch import nn
 from .runtime.checkpoints import (CheckpointError, architecture_signature, config_key, load_checkpoint,
                                   save_atomic, weights_key)
 from .data import DeviceLoader, ImageSet
+from .metrics import accuracy, predict
 from .runtime.device import pick_device, training_threads
 from .runtime.files import CACHE_DIR
 from .runtime.progress import bar as progress_bar, report
 from .teacher_table import logits_table
+
+HELD_OUT_POINTS = 40  # fit's held-out evaluations per run at most (a few-shot run has 200 epochs)
 
 
 @dataclass
@@ -77,8 +80,7 @@ class TrainConfig:
         self.milestones = tuple(self.milestones)
 
     def key_fields(self) -> dict:
-        """The fields as the cache key sees them: teacher_table only when on, so the keys of
-        models trained before it existed stay valid."""
+        """The fields as the cache key sees them: teacher_table only when on (older keys stay valid)."""
         fields = asdict(self)
         if not self.teacher_table:
             del fields["teacher_table"]
@@ -158,26 +160,27 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
         checkpoint: str | Path | None = None, key: str | None = None, device="auto",
         extras: dict[str, torch.Tensor] | None = None, progress: bool = True,
         on_epoch_end: Callable[[int, dict], None] | None = None, desc: str = "train",
-        strategy: OneProcess | None = None) -> list[dict]:
+        strategy: OneProcess | None = None, held_out: ImageSet | None = None) -> list[dict]:
     """Train `model` on `data` by minimising `objective(student, teacher, batch)`.
 
     data: an ImageSet (batched on the device), or data streamed from disk that brings its own
         loader (kdlab.scale.imagenet.ImageFolderData).
-    checkpoint: file written atomically after every epoch; if it already holds an unfinished
-        run with the same key, training resumes from it (same batches, same result).
+    checkpoint: file written atomically after every epoch; if it already holds an unfinished run
+        with the same key, training resumes from it (same batches, same result).
     key: identity of the run stored in the checkpoint (default: a hash of the configuration,
         objective, architecture and data); a checkpoint with another key is an error.
     extras: per-image tensors passed along with each batch (e.g. frozen teacher outputs).
     on_epoch_end(epoch, record): called after each epoch's checkpoint is written.
-    strategy: what happens around the loop (default OneProcess(); several processes under
-        torchrun: kdlab.scale.distributed.DDP()).
-    The teacher leaves as it came (training mode, requires_grad, memory format), except that
-    it stays on `device`. cfg.teacher_table: KD reads its logits from kdlab.teacher_table's
-    table (cached beside `checkpoint`) instead of running the teacher on every batch.
-    Returns the history: one record per epoch (loss, accuracy on the training batches,
-    seconds, images per second).
+    strategy: around the loop (default OneProcess(); torchrun: kdlab.scale.distributed.DDP()).
+    The teacher leaves as it came (training mode, requires_grad, memory format), except that it
+    stays on `device`. cfg.teacher_table: KD reads its logits from kdlab.teacher_table's table
+    (cached beside `checkpoint`) instead of running the teacher on every batch.
+    held_out: images it never trains on; the records of HELD_OUT_POINTS evenly spaced epochs (the
+        last included) add their accuracy (heldout_acc): a held-out learning curve.
+    Returns the history: a record per epoch (loss, training accuracy, seconds, images per second).
     """
     run = strategy or OneProcess()
+    held_out_every = math.ceil(cfg.epochs / HELD_OUT_POINTS)
     if cfg.teacher_table and (teacher is None or not isinstance(data, ImageSet)
                               or objective.config()["objective"] != "kd"):
         raise ValueError("teacher_table needs a teacher, an ImageSet and the KD objective (Distillation)")
@@ -187,10 +190,9 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
         key = config_key(cfg.key_fields(), objective.config(), architecture_signature(model),
                          data.fingerprint())
     # channels_last is faster on CUDA and about 1.4x for these small ResNets on a CPU. On a CPU,
-    # torch 2.14's oneDNN kernels crash (a segfault) in the backward pass of 8-channel
-    # convolutions on channels_last batches of odd size, so there it is used only for even
-    # per-process batches (training batches all have that size) and only inside fit: the
-    # model leaves fit contiguous, safe for any batch a later call passes.
+    # torch 2.14's oneDNN kernels crash (a segfault) in the backward pass of 8-channel convolutions
+    # on channels_last batches of odd size, so there it is used only for even per-process batches
+    # (training batches all have that size) and only inside fit: the model leaves it contiguous.
     channels_last = cfg.channels_last and (on_cuda or (cfg.batch_size // run.world_size) % 2 == 0)
     model.to(device)
     if channels_last:
@@ -271,6 +273,8 @@ def fit(model: nn.Module, data: ImageSet, objective, cfg: TrainConfig, teacher: 
             record = {"epoch": epoch + 1, "loss": loss_sum.item() / run.world_size / steps_per_epoch,
                       "train_acc": correct.item() / seen, "seconds": seconds,
                       "images_per_s": seen / seconds}
+            if held_out is not None and (cfg.epochs - 1 - epoch) % held_out_every == 0:  # the last, and back
+                record["heldout_acc"] = accuracy(predict(model, held_out), held_out.labels)  # eval, no grad
             history.append(record)
             if checkpoint is not None:
                 run.save({"key": key, "epoch": epoch + 1, "complete": epoch + 1 == cfg.epochs,
@@ -322,7 +326,7 @@ def load_or_train(name: str, build_model: Callable[[], nn.Module], data: ImageSe
                   cfg: TrainConfig, teacher: TrainedModel | nn.Module | None = None,
                   cache_dir: str | Path | None = None, device="auto", progress: bool = True,
                   extras: dict[str, torch.Tensor] | None = None, extras_key: str = "",
-                  strategy: OneProcess | None = None) -> TrainedModel:
+                  strategy: OneProcess | None = None, held_out: ImageSet | None = None) -> TrainedModel:
     """Reuse the model trained with exactly this configuration (`cache_location`), or train
     and cache it. Prints which of the two happened. An interrupted training resumes.
     """
@@ -351,7 +355,8 @@ def load_or_train(name: str, build_model: Callable[[], nn.Module], data: ImageSe
     t0 = time.perf_counter()
     teacher_model = teacher.model if isinstance(teacher, TrainedModel) else teacher
     history = fit(model, data, objective, cfg, teacher=teacher_model, checkpoint=path, key=key,
-                  device=device, progress=progress, extras=extras, desc=name, strategy=strategy)
+                  device=device, progress=progress, extras=extras, desc=name, strategy=strategy,
+                  held_out=held_out)
     report("trained", f"Trained {name} in {time.perf_counter() - t0:.0f} s "
            f"({cfg.epochs} epochs, final training accuracy {history[-1]['train_acc']:.3f}); "
            f"saved to the cache as {path.name}.")

@@ -2,10 +2,10 @@
 
 The rule for the conclusions notebooks 02, 04, 05 and 06 state (taught there; kdlab.claims
 applies it to the claims fixed in params/claims.yaml). A claim compares two kinds of model
-trained with the same seeds, so the evidence is the paired difference d = a - b per seed (or a
-minus a constant). The rule is the paired t-interval of the mean of d, not a percentile
-bootstrap: with no effect, the bootstrap's 95 % interval over 3, 5, 10 seeds contains zero only
-76, 84, 90 % of the time, the t-interval's 95 % (tests/test_verdicts.py measures both).
+trained with the same seeds, so the evidence is the paired difference d = a - b per seed (or a minus
+a constant). The rule is the paired t-interval of the mean of d, not a percentile bootstrap: with
+no effect, the bootstrap's 95 % interval over 3, 5, 10 seeds contains zero only 76, 84, 90 % of
+the time, the t-interval's 95 % (tests/test_verdicts.py measures both).
 
     shown         the (1-α) interval excludes zero on the side the claim states
     opposite      it excludes zero on the other side
@@ -16,9 +16,9 @@ bootstrap: with no effect, the bootstrap's 95 % interval over 3, 5, 10 seeds con
     not testable  no spread to judge by (under 2 pairs, all differences equal), or a
                   manipulation check the claim relies on failed (`reason` says which)
 
-The margin is the smallest effect of interest, fixed in advance. A notebook's one or two
-primary claims share α by Holm's step-down (`holm`, `decide_holm`); every other claim is
-exploratory, at 1-α on its own. `sign_flip_p` is an exact cross-check assuming no normal law.
+The margin is the smallest effect of interest, fixed in advance. A notebook's one or two primary
+claims share α by Holm's step-down (`holm`, `decide_holm`); every other claim is exploratory, at
+1-α on its own. `sign_flip_p` is an exact cross-check assuming no normal law.
 """
 
 from __future__ import annotations

@@ -152,10 +152,25 @@ def test_a_kind_is_drawn_in_its_colour_wherever_it_stands(kinds):
     ax = plots.plot_seed_bars(hued, "accuracy", ["in"], "method", kinds,
                               group_column="test")
     assert colours(ax)[position] == kd, "coloured by hue"
-    history = [[{"loss": 1.0, "train_acc": 0.5}, {"loss": 0.5, "train_acc": 0.8}]]
+    history = [[{"epoch": 1, "loss": 1.0, "train_acc": 0.5}, {"epoch": 2, "loss": 0.5, "train_acc": 0.8}]]
     fig = plots.plot_learning_curves({kind: history for kind in kinds})
     means = [line for line in fig.axes[0].get_lines() if line.get_linewidth() == 2]
     assert to_rgb(means[position].get_color()) == kd
+
+
+def test_learning_curves_show_held_out_accuracy_where_recorded():
+    def history(*held):  # two epochs; held: their held-out accuracies, None where not recorded
+        return [{"epoch": e + 1, "loss": 1.0 - e / 2, "train_acc": 0.5 + e / 4,
+                 **({} if h is None else {"heldout_acc": h})} for e, h in enumerate(held)]
+    every_epoch, never, last_only = history(0.4, 0.7), history(None, None), history(None, 0.6)
+    fig = plots.plot_learning_curves({"scratch": [every_epoch], "kd": [never, every_epoch],
+                                      "ls": [last_only]})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[-1] == "accuracy on held-out test images" and len(titles) == 3
+    held = [line for line in fig.axes[2].get_lines() if line.get_linewidth() == 2]
+    assert [list(line.get_ydata()) for line in held] == [[0.4, 0.7], [0.4, 0.7], [0.6]]
+    assert list(held[2].get_xdata()) == [2], "drawn at the epoch that recorded it"
+    assert len(plots.plot_learning_curves({"kd": [never]}).axes) == 2, "none recorded it"
 
 
 def test_figure_picker_draws_every_frame_up_front():

@@ -46,6 +46,32 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny, tmp_path):
         assert torch.equal(a, b), k
 
 
+def test_a_held_out_curve_leaves_the_training_unchanged(tiny, tmp_path):
+    """fit's held_out adds each epoch's held-out accuracy to the history (notebook 02's
+    learning curves); the weights are those of a run without it, and the cache key too."""
+    held_out = load_dataset("synthetic", "test", n=64, seed=6)
+    plain, curved = fresh(), fresh()
+    fit(plain, tiny, CrossEntropy(0.1), CFG, progress=False)
+    history = fit(curved, tiny, CrossEntropy(0.1), CFG, progress=False, held_out=held_out)
+    assert [0 <= h["heldout_acc"] <= 1 for h in history] == [True] * CFG.epochs
+    for (k, a), (_, b) in zip(plain.state_dict().items(), curved.state_dict().items()):
+        assert torch.equal(a, b), k
+    build = lambda: get_model("resnet8_w8", 12)
+    cached = load_or_train("m", build, tiny, CrossEntropy(), CFG, cache_dir=tmp_path,
+                           progress=False, held_out=held_out)
+    again = load_or_train("m", build, tiny, CrossEntropy(), CFG, cache_dir=tmp_path, progress=False)
+    assert again.loaded and again.key == cached.key and "heldout_acc" in again.history[-1]
+
+
+def test_a_long_run_evaluates_held_out_images_every_few_epochs(tiny, monkeypatch):
+    """At most HELD_OUT_POINTS evaluations, evenly spaced, the last epoch always among them."""
+    monkeypatch.setattr("kdlab.train.HELD_OUT_POINTS", 2)
+    held_out = load_dataset("synthetic", "test", n=64, seed=6)
+    cfg = TrainConfig(epochs=5, batch_size=64, lr=0.05, seed=1)
+    history = fit(fresh(), tiny, CrossEntropy(0.1), cfg, progress=False, held_out=held_out)
+    assert [h["epoch"] for h in history if "heldout_acc" in h] == [2, 5]
+
+
 def test_load_or_train_caches_by_configuration(tiny, tmp_path, capsys):
     build = lambda: get_model("resnet8_w8", 12)
     first = load_or_train("m", build, tiny, CrossEntropy(), CFG, cache_dir=tmp_path, progress=False)

@@ -67,13 +67,15 @@ def freeze(teacher: TrainedModel | nn.Module, data: ImageSet, recipe: Recipe, de
 
 def train_pair(data: ImageSet, teacher: TrainedModel | nn.Module, recipe: Recipe, seeds=(0,), name: str = "e2kd",
                kinds=KINDS, device="auto", progress: bool = False, *, cfg: TrainConfig, steps: int,
-               frozen: bool | FrozenTeacher = True) -> dict[tuple[str, int], TrainedModel]:
+               frozen: bool | FrozenTeacher = True, held_out: ImageSet | None = None
+               ) -> dict[tuple[str, int], TrainedModel]:
     """A KD and an e²KD student (by default) per seed, distilled from `teacher` on `data` for
     `steps` optimizer steps with `cfg`: kdlab.recipes.train_students' {(kind, seed): TrainedModel}.
 
     frozen: True: both learn from the teacher's outputs stored once for `data` (`freeze`);
     a FrozenTeacher: those outputs, frozen already; False: the teacher runs at every step.
-    The students are named `<name>-<method>-<kind>-n<images>-seed<seed>`.
+    The students are named `<name>-<method>-<kind>-n<images>-seed<seed>`. held_out: images
+    whose accuracy the histories record (kdlab.train.fit), a held-out learning curve.
     """
     bcos.register_models()  # a B-cos comparison (notebook 05), in this process or a worker
     if frozen is True:
@@ -84,7 +86,7 @@ def train_pair(data: ImageSet, teacher: TrainedModel | nn.Module, recipe: Recipe
     return recipes.train_students(dict.fromkeys(kinds, teacher), seeds, data, n_images=None,
                                   recipes=pair_recipes(recipe, kinds), cfg=cfg, steps=steps,
                                   name=f"{name}-{recipe.explain_method}", device=device, workers=1,
-                                  progress=progress, **stored)
+                                  progress=progress, held_out=held_out, **stored)
 
 
 def teacher_view(teacher: nn.Module, test: ImageSet, method: str = "gradcam", layer: str | None = None) -> dict:
@@ -130,7 +132,8 @@ def few_shot_data(train: ImageSet, shots: int, seed: int) -> ImageSet:
 def fewshot_comparison(train, test, teacher, shots, seeds, recipe: Recipe,
                        name: str = "e2kd-fewshot", device="auto", progress: bool = True,
                        evaluate=None, histories: dict | None = None, *, cfg: TrainConfig, steps: int,
-                       frozen: bool = True, online: bool = False) -> list[dict]:
+                       frozen: bool = True, online: bool = False, held_out: ImageSet | None = None
+                       ) -> list[dict]:
     """KD vs e²KD students for every (shots per class, seed): one row per student (notebook 05).
 
     recipe, cfg, steps, frozen: the students (`train_pair`).
@@ -139,7 +142,8 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: Recipe,
     evaluate: model -> row of metrics; default `report` on the ImageSet `test` against the
         teacher's view (kdlab.scale.realdata.imagenet_fewshot passes ImageNet's evaluation).
     histories: a dict to fill with the students' training histories,
-        {shots: {"KD": [history per seed], "e²KD": [...]}} (kdlab.figures.plots.plot_learning_curves).
+        {shots: {"KD": [history per seed], "e²KD": [...]}} (kdlab.figures.plots.plot_learning_curves);
+        with held_out (images never trained on) they record its accuracy too (`train_pair`).
     online: with frozen, also an e²KD student per run that runs the teacher at every step
         (student "e²KD online", named `<name>-online-...`): frozen against online explanations.
     Each row also holds `plateau`'s numbers and on_plateau: late gain at most PLATEAU_GAIN.
@@ -154,7 +158,7 @@ def fewshot_comparison(train, test, teacher, shots, seeds, recipe: Recipe,
     n_students = len(runs) * len(kinds)
     with summary(f"{n_students} few-shot students", total=n_students, enabled=progress):
         students_of = partial(train_pair, teacher=teacher, recipe=recipe, name=name, device=device, cfg=cfg,
-                              steps=steps, frozen=frozen)
+                              steps=steps, frozen=frozen, held_out=held_out)
         jobs = {(n_shots, seed): partial(_few_shot_students, train, n_shots, seed, students_of, "e2kd_online" in kinds)
                 for n_shots, seed in runs}
         # several runs at once on a many-core CPU (kdlab.runtime.parallel); data streamed from disk
@@ -210,17 +214,20 @@ def heldout_data(train: ImageSet, shots: int, seed: int, n: int) -> ImageSet:
 
 def choose_setting(train: ImageSet, teacher, shots: int, seed: int, field: str, values, recipe: Recipe,
                    kind: str = "kd", n_heldout: int = 1000, name: str = "e2kd-fewshot", device="auto", *,
-                   cfg: TrainConfig, steps: int, frozen: bool = True) -> tuple[float, list[dict]]:
+                   cfg: TrainConfig, steps: int, frozen: bool = True, held_out: ImageSet | None = None
+                   ) -> tuple[float, list[dict]]:
     """The recipe's `field` ("temperature" for KD, "lam" for e²KD) chosen on held-out training
     images (notebook 05): one student of `kind` per value, trained on the `shots` images of `seed`
     as the comparison trains it (`train_pair`, same name: the comparison loads the chosen one),
     scored by its accuracy on `heldout_data`. Returns the most accurate value (the first on a
-    tie) and one row per value. The test set is never used."""
+    tie) and one row per value. The test set is never used for the choice (held_out: `train_pair`'s,
+    the learning curves the comparison shows for the chosen student)."""
     data = few_shot_data(train, shots, seed)
     heldout = heldout_data(train, shots, seed, n_heldout)
     with summary(f"{len(values)} {LABELS[kind]} students, one per {field}", total=len(values)):
         trained = run_all({value: partial(train_pair, data, teacher, replace(recipe, **{field: value}), [seed], name,
-                                          kinds=(kind,), device=device, cfg=cfg, steps=steps, frozen=frozen)
+                                          kinds=(kind,), device=device, cfg=cfg, steps=steps, frozen=frozen,
+                                          held_out=held_out)
                            for value in values}, device)
     rows = [{field: value, "heldout_accuracy": accuracy(predict(students[kind, seed].model, heldout), heldout.labels),
              **plateau(students[kind, seed].history)} for value, students in trained.items()]
@@ -229,11 +236,11 @@ def choose_setting(train: ImageSet, teacher, shots: int, seed: int, field: str, 
 
 
 def choose_temperature(train: ImageSet, teacher, shots: int, seed: int, temperatures, recipe: Recipe,
-                       n_heldout: int = 1000, name: str = "e2kd-fewshot", device="auto", *,
-                       cfg: TrainConfig, steps: int, frozen: bool = True) -> tuple[float, list[dict]]:
+                       n_heldout: int = 1000, name: str = "e2kd-fewshot", device="auto", **how
+                       ) -> tuple[float, list[dict]]:
     """KD's temperature, chosen on held-out training images (`choose_setting`; notebook 05)."""
     return choose_setting(train, teacher, shots, seed, "temperature", temperatures, recipe, "kd", n_heldout,
-                          name, device, cfg=cfg, steps=steps, frozen=frozen)
+                          name, device, **how)
 
 
 def choose_lambda(train: ImageSet, teacher, shots: int, seed: int, lams, recipe: Recipe, n_heldout: int = 1000,

@@ -220,26 +220,38 @@ def plot_heatmaps(matrices: dict[str, torch.Tensor], classes: list[str], vmax: f
     return fig
 
 
-def plot_learning_curves(histories: dict[str, list[list[dict]]], keys=("loss", "train_acc")):
-    """Per-epoch training curves of several kinds of model (notebook 02): one thin line per
+def plot_learning_curves(histories: dict[str, list[list[dict]]],
+                         keys=("loss", "train_acc", "heldout_acc")):
+    """Per-epoch training curves of several kinds of model (notebooks 02, 05): one thin line per
     seed, a thick line for the mean, in the kind's colour (`kind_colour`). `histories`
     maps a kind to its models' fit histories (kdlab.train.TrainedModel.history). Flat
-    ends mean the students reached their plateau."""
+    ends mean the students reached their plateau. heldout_acc (images the models never
+    trained on: kdlab.train.fit's held_out, maybe every few epochs) is drawn at the epochs and
+    for the models that recorded it; a key no model recorded gets no panel."""
     import matplotlib.pyplot as plt
 
     titles = {"loss": "training loss (the kind's own objective)",
-              "train_acc": "accuracy on the training batches"}
-    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 3.4), squeeze=False)
+              "train_acc": "accuracy on the training batches",
+              "heldout_acc": "accuracy on held-out test images"}
+
+    def recorded(run, key):
+        return bool(run) and key in run[-1]
+
+    keys = [k for k in keys if any(recorded(r, k) for runs in histories.values() for r in runs)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for i, (kind, runs) in enumerate(histories.items()):
-            curves = np.array([[record[key] for record in run] for run in runs])
-            epochs = np.arange(1, curves.shape[1] + 1)
+            runs = [run for run in runs if recorded(run, key)]
+            if not runs:
+                continue
+            curves = np.array([[record[key] for record in run if key in record] for run in runs])
+            epochs = [record["epoch"] for record in runs[0] if key in record]
             colour = kind_colour(kind, fallback=f"C{i}")
             for curve in curves:
                 ax.plot(epochs, curve, color=colour, lw=0.6, alpha=0.4)
             ax.plot(epochs, curves.mean(0), color=colour, lw=2, label=kind)
         ax.set(xlabel="epoch", title=titles.get(key, key))
-        if key == "train_acc":
+        if key.endswith("_acc"):
             ax.set_ylim(0, 1)
         ax.legend(frameon=False)
     fig.tight_layout()
