@@ -231,7 +231,7 @@ def train_students(teachers: dict[str, TrainedModel | torch.nn.Module | None], s
     name. name: the names' prefix. soft_mass: the soft_* kinds' m (kdlab.soft_targets; teacher
     None). channels_last=False: other numerics (params/numerics.yaml). options: load_or_train's
     (extras and extras_key for stored teacher outputs, progress, cache_dir, held_out: images
-    whose accuracy each epoch's record adds, a held-out learning curve). Several train at once
+    whose accuracy the history records, kdlab.train.fit's held-out learning curve). Several train at once
     on a CPU with cores to spare (kdlab.runtime.parallel, `workers` processes; the same models).
     """
     data = first_images(train, n_images)
